@@ -35,7 +35,7 @@ class TrainingConfig:
     exchange: str | None = None
     timeframe: str = "1d"
     days: int | None = None
-    gap_policy: str = "error"
+    gap_policy: str = "ffill"
     drop_partial_last_bar: bool = True
     funding_path: Path | None = None
     cache_dir: Path = Path.home() / ".cache" / "atb"

@@ -16,6 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import RobustScaler
+
+from atb.io import atomic_write_json
+
+TRANSFORM_FILE = "transform.json"
+SCALED_CLIP = 10.0  # fixed bound on scaled features (not fitted): tames heavy tails
 
 
 @dataclass(frozen=True)
@@ -73,3 +79,207 @@ class Split:
             origin_close=self.origin_close[index],
             future_close=self.future_close[index],
         )
+
+
+@dataclass
+class FeatureTransform:
+    """The fitted preprocessing a model needs at inference: selected features,
+    robust-scaling parameters (fitted on training rows only), lookback and target."""
+
+    feature_names: list[str]
+    center: np.ndarray
+    scale: np.ndarray
+    lookback: int
+    target: TargetSpec
+    clip: float = SCALED_CLIP
+
+    def scale_frame(self, features: pd.DataFrame) -> np.ndarray:
+        """Selected columns of `features`, scaled and clipped, as float32 `(rows, K)`."""
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise ValueError(f"feature matrix lacks {len(missing)} selected feature(s): {missing[:5]}")
+        values = features[self.feature_names].to_numpy(dtype=float)
+        scaled = (values - self.center) / self.scale
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def latest_window(self, features: pd.DataFrame) -> np.ndarray:
+        """The window `(1, lookback, K)` ending at the last row, for a live forecast."""
+        if len(features) < self.lookback:
+            raise ValueError(f"need {self.lookback} rows of features for one window, got {len(features)}")
+        scaled = self.scale_frame(features.iloc[-self.lookback :])
+        if not np.isfinite(scaled).all():
+            raise ValueError("the newest window holds NaN features (not enough history after the warm-up)")
+        return scaled[None]
+
+    def to_dict(self) -> dict:
+        return {
+            "feature_names": list(self.feature_names),
+            "center": self.center.tolist(),
+            "scale": self.scale.tolist(),
+            "lookback": self.lookback,
+            "target": self.target.to_dict(),
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureTransform:
+        return cls(
+            feature_names=list(values["feature_names"]),
+            center=np.asarray(values["center"], dtype=float),
+            scale=np.asarray(values["scale"], dtype=float),
+            lookback=int(values["lookback"]),
+            target=TargetSpec.from_dict(values["target"]),
+            clip=float(values["clip"]),
+        )
+
+    def save(self, directory: str | Path) -> None:
+        atomic_write_json(Path(directory) / TRANSFORM_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FeatureTransform:
+        path = Path(directory) / TRANSFORM_FILE
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} is missing: the model version is incomplete") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is corrupt: {exc}") from exc
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test splits of windows plus the fitted transform."""
+
+    train: Split
+    val: Split
+    test: Split
+    transform: FeatureTransform
+    feature_scores: pd.Series  # |correlation| of every candidate feature on training rows
+    train_close: pd.Series  # closes up to the last training origin (the in-sample history)
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.transform.target.horizons
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.transform.lookback, len(self.transform.feature_names))
+
+    def boundaries(self) -> dict[str, list[str]]:
+        """First and last origin time of each split (ISO strings)."""
+        return {
+            name: [str(pd.Timestamp(s.origin_time[0])), str(pd.Timestamp(s.origin_time[-1]))]
+            for name, s in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+
+
+def split_origins(n_origins: int, fractions: tuple[float, float, float], purge: int) -> tuple[slice, slice, slice]:
+    """Chronological train/val/test slices over origin positions.
+
+    The last `purge` origins of train and of validation are left out: their
+    targets (up to `purge` bars ahead) would reach into the next part.
+    """
+    n_train = int(round(n_origins * fractions[0]))
+    n_val = int(round(n_origins * fractions[1]))
+    train = slice(0, n_train - purge)
+    val = slice(n_train, n_train + n_val - purge)
+    test = slice(n_train + n_val, n_origins)
+    for name, part in (("train", train), ("validation", val), ("test", test)):
+        if part.stop - part.start < 1:
+            raise ValueError(
+                f"not enough data: {n_origins} forecast origins leave no {name} origins "
+                f"(split {list(fractions)}, purge {purge} bars); use more history"
+            )
+    return train, val, test
+
+
+def select_features(
+    features: pd.DataFrame, target: pd.DataFrame | pd.Series, k: int
+) -> tuple[list[str], pd.Series]:
+    """Top-k columns by mean |Pearson correlation| with the target column(s).
+
+    Call with training rows only. Constant columns score 0. Ties keep column order.
+    """
+    targets = target.to_frame() if isinstance(target, pd.Series) else target
+    scores = pd.concat([features.corrwith(targets[c]).abs() for c in targets.columns], axis=1).mean(axis=1)
+    scores = scores.fillna(0.0)
+    order = np.argsort(-scores.to_numpy(), kind="stable")[:k]
+    return [features.columns[i] for i in order], scores
+
+
+def build_dataset(
+    candles: pd.DataFrame,
+    features: pd.DataFrame,
+    horizons: tuple[int, ...] = (1, 7, 30),
+    lookback: int = 60,
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    n_features: int = 60,
+    selection_target: str = "return",
+    target_kind: str = "log_return",
+) -> Dataset:
+    """Windows and multi-horizon targets from candles and their feature matrix.
+
+    Rows with any NaN feature (the warm-up) are dropped first. An origin is a bar
+    with `lookback` rows of features ending at it and every horizon's close known.
+    """
+    if not features.index.equals(candles.index):
+        raise ValueError("features and candles must share the same index")
+    target = TargetSpec(tuple(horizons), target_kind)
+    close = candles["close"].to_numpy(dtype=float)
+    max_h = max(horizons)
+
+    usable = np.flatnonzero(np.isfinite(features.to_numpy(dtype=float)).all(axis=1))
+    if len(usable) == 0:
+        raise ValueError("every feature row holds NaN: not enough history for the warm-up")
+    first = usable[0]
+    if not np.array_equal(usable, np.arange(first, len(features))):
+        hole = int(np.setdiff1d(np.arange(first, len(features)), usable)[0])
+        raise ValueError(f"feature row {features.index[hole]} holds NaN after the warm-up")
+    origins = np.arange(first + lookback - 1, len(candles) - max_h)
+    if len(origins) < 3:
+        raise ValueError(
+            f"not enough data: {len(candles)} bars leave {max(len(origins), 0)} forecast origins "
+            f"after {first} warm-up bars, lookback {lookback} and horizon {max_h}"
+        )
+    train_part, val_part, test_part = split_origins(len(origins), split, purge=max_h)
+    train_origins = origins[train_part]
+
+    future = np.stack([close[origins + h] for h in horizons], axis=1)
+    targets = target.from_prices(close[origins], future)
+    train_rows = slice(first, train_origins[-1] + 1)
+    train_features = features.iloc[train_rows]
+    if selection_target == "return":
+        selection_y = pd.DataFrame(targets[train_part], index=features.index[train_origins])
+        selected, scores = select_features(train_features.loc[selection_y.index], selection_y, n_features)
+    else:
+        selected, scores = select_features(train_features, candles["close"].iloc[train_rows], n_features)
+
+    scaler = RobustScaler().fit(train_features[selected].to_numpy(dtype=float))
+    transform = FeatureTransform(
+        feature_names=selected,
+        center=scaler.center_,
+        scale=np.where(scaler.scale_ > 0, scaler.scale_, 1.0),
+        lookback=lookback,
+        target=target,
+    )
+    scaled = transform.scale_frame(features)
+    window_view = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (rows, K, lookback)
+
+    def make_split(part: slice) -> Split:
+        ends = origins[part]
+        return Split(
+            X=np.ascontiguousarray(window_view[ends - lookback + 1].transpose(0, 2, 1)),
+            y=targets[part].astype(np.float32),
+            origin_time=features.index[ends].to_numpy(),
+            origin_close=close[ends],
+            future_close=future[part],
+        )
+
+    return Dataset(
+        train=make_split(train_part),
+        val=make_split(val_part),
+        test=make_split(test_part),
+        transform=transform,
+        feature_scores=scores.sort_values(ascending=False),
+        train_close=candles["close"].iloc[: train_origins[-1] + 1],
+    )

@@ -1,0 +1,169 @@
+"""Where candles come from: the bundled sample, a CSV/Parquet file, or an exchange.
+
+`load_candles` is the one public entry point: it reads the source, validates it
+with the configured policy, keeps the requested span and returns the canonical
+frame (UTC `timestamp` index of bar open times; float64 open, high, low, close,
+volume) with its ValidationReport. Readers only read; validation decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from atb.data.validate import OHLCV_COLUMNS, DataValidationError, ValidationReport, validate_ohlcv
+
+SAMPLE_SYMBOLS = ("BTCUSDT",)
+_TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time", "opentime")
+_UNIX_SECONDS_MAX = 1e11  # below: seconds; above: milliseconds (1e11 s is the year 5138)
+
+
+class DataSourceError(ValueError):
+    """A source that cannot be read: missing file, unknown symbol, unreadable columns."""
+
+
+@dataclass(frozen=True)
+class Candles:
+    """Validated candles and how they were obtained."""
+
+    frame: pd.DataFrame
+    report: ValidationReport
+    symbol: str
+    source: str
+
+    @property
+    def bar_duration(self) -> pd.Timedelta:
+        return self.report.bar_duration
+
+
+def sample_path(symbol: str) -> Path:
+    """Path of a bundled sample file."""
+    normalised = symbol.replace("/", "").replace("-", "").upper()
+    if normalised not in SAMPLE_SYMBOLS:
+        raise DataSourceError(
+            f"no bundled sample for symbol {symbol!r}; bundled: {list(SAMPLE_SYMBOLS)}. "
+            "Use a file (--data PATH) or an exchange (--exchange binance) for other symbols"
+        )
+    return Path(str(resources.files("atb.data") / "samples" / f"{normalised}_1d.csv"))
+
+
+def read_ohlcv_file(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into the canonical column layout (unvalidated, order kept)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataSourceError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            raw = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt"):
+            raw = pd.read_csv(path, na_values=["null", "NULL", "NaN", "nan", ""])
+        else:
+            raise DataSourceError(f"data file {path}: unsupported extension {suffix!r}; use .csv or .parquet")
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, DataSourceError):
+            raise
+        raise DataSourceError(f"data file {path} could not be read: {exc}") from exc
+    return _canonical(raw, str(path))
+
+
+def load_candles(
+    symbol: str = "BTCUSDT",
+    data_path: str | Path | None = None,
+    exchange: str | None = None,
+    timeframe: str = "1d",
+    days: int | None = None,
+    gap_policy: str = "ffill",
+    drop_partial_last_bar: bool = True,
+    cache_dir: str | Path | None = None,
+    now: pd.Timestamp | None = None,
+) -> Candles:
+    """Read, validate and trim candles from the sample, a file or an exchange."""
+    bar_duration = None
+    if data_path is not None:
+        source = str(data_path)
+        raw = read_ohlcv_file(data_path)
+    elif exchange is not None:
+        from atb.data.exchange import fetch_ohlcv
+
+        source = f"{exchange}:{symbol}:{timeframe}"
+        now = now if now is not None else pd.Timestamp.now(tz="UTC")
+        kwargs = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
+        raw = fetch_ohlcv(symbol, timeframe=timeframe, days=days or 365, exchange=exchange, now=now, **kwargs)
+        bar_duration = pd.Timedelta(timeframe.replace("m", "min") if timeframe.endswith("m") else timeframe)
+    else:
+        path = sample_path(symbol)
+        source = f"bundled sample {path.name}"
+        raw = _canonical(pd.read_csv(path), source)
+    frame, report = validate_ohlcv(
+        raw,
+        source,
+        bar_duration=bar_duration,
+        gap_policy=gap_policy,
+        drop_partial_last_bar=drop_partial_last_bar,
+        now=now,
+    )
+    if days is not None:
+        frame = frame.loc[frame.index > frame.index[-1] - pd.Timedelta(days=days)]
+    return Candles(frame=frame, report=report, symbol=symbol, source=source)
+
+
+def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Rename columns case-insensitively, parse timestamps, keep OHLCV as float64."""
+    if raw.empty:
+        raise DataSourceError(f"{source}: no rows")
+    lower = {str(c).strip().lower(): c for c in raw.columns}
+    time_column = next((lower[a] for a in _TIME_ALIASES if a in lower), None)
+    if time_column is None and isinstance(raw.index, pd.DatetimeIndex):
+        raw = raw.reset_index()
+        time_column = raw.columns[0]
+    missing = [c for c in OHLCV_COLUMNS if c not in lower]
+    if time_column is None or missing:
+        wanted = "a timestamp column (" + "/".join(_TIME_ALIASES) + ")" if time_column is None else ""
+        names = ", ".join(filter(None, [wanted, ", ".join(missing)]))
+        raise DataSourceError(f"{source}: missing column(s) {names}; found {list(raw.columns)}")
+    index = _parse_timestamps(raw[time_column], source)
+    columns = {}
+    for name in OHLCV_COLUMNS:
+        values = pd.to_numeric(raw[lower[name]], errors="coerce")
+        unparsable = values.isna() & raw[lower[name]].notna()
+        if unparsable.any():
+            row = int(np.flatnonzero(unparsable.to_numpy())[0])
+            raise DataSourceError(
+                f"{source}: {name} value {raw[lower[name]].iloc[row]!r} at row {row + 1} is not a number"
+            )
+        columns[name] = values.to_numpy(dtype=float)
+    return pd.DataFrame(columns, index=index)
+
+
+def _parse_timestamps(values: pd.Series, source: str) -> pd.DatetimeIndex:
+    """ISO strings, unix seconds or unix milliseconds -> UTC DatetimeIndex named timestamp."""
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype(float)
+        if numbers.isna().any():
+            row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+            raise DataSourceError(f"{source}: missing timestamp at row {row + 1}")
+        unit = "ms" if numbers.abs().max() > _UNIX_SECONDS_MAX else "s"
+        parsed = pd.to_datetime(numbers, unit=unit, utc=True)
+    else:
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        bad = parsed.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataSourceError(f"{source}: timestamp {values.iloc[row]!r} at row {row + 1} is not a date/time")
+    index = pd.DatetimeIndex(parsed, name="timestamp")
+    return index.as_unit("ns")
+
+
+__all__ = [
+    "Candles",
+    "DataSourceError",
+    "DataValidationError",
+    "load_candles",
+    "read_ohlcv_file",
+    "sample_path",
+]
