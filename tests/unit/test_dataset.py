@@ -1,0 +1,126 @@
+"""Dataset builder: chronology, purge, fitted pieces that see only training rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atb.dataset import FeatureTransform, TargetSpec, build_dataset, select_features, split_origins
+
+
+def _candles(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2020-01-01", periods=n, freq="1D", tz="UTC", name="timestamp")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": rng.uniform(1, 2, n)},
+        index=index,
+    )
+
+
+def _features(candles, seed=1):
+    rng = np.random.default_rng(seed)
+    log_close = np.log(candles["close"])
+    frame = pd.DataFrame(
+        {f"noise_{i}": rng.normal(size=len(candles)) for i in range(6)}, index=candles.index
+    )
+    frame["ret_1"] = log_close.diff()
+    frame["ret_5"] = log_close.diff(5)
+    frame.iloc[:5] = np.nan  # warm-up
+    return frame
+
+
+def test_shapes_split_and_purge():
+    candles = _candles()
+    ds = build_dataset(candles, _features(candles), horizons=(1, 7, 30), lookback=20, n_features=4)
+    assert ds.train.X.shape[1:] == (20, 4) and ds.train.y.shape[1] == 3
+    assert ds.input_shape == (20, 4)
+    # chronological and purged: the last training target ends before the first validation origin
+    assert ds.train.origin_time[-1] < ds.val.origin_time[0] < ds.test.origin_time[0]
+    last_train_target = pd.Timestamp(ds.train.origin_time[-1]) + pd.Timedelta(days=30)
+    assert last_train_target < pd.Timestamp(ds.val.origin_time[0])
+    assert pd.Timestamp(ds.val.origin_time[-1]) + pd.Timedelta(days=30) < pd.Timestamp(ds.test.origin_time[0])
+    # targets are log returns of the real closes, and map back to prices
+    np.testing.assert_allclose(ds.test.y, np.log(ds.test.future_close / ds.test.origin_close[:, None]), rtol=1e-6)
+    np.testing.assert_allclose(ds.transform.target.to_prices(ds.test.y, ds.test.origin_close), ds.test.future_close, rtol=1e-5)
+
+
+def test_window_ends_at_origin():
+    candles = _candles()
+    features = _features(candles)
+    ds = build_dataset(candles, features, lookback=10, n_features=8, horizons=(1,))
+    t = pd.Timestamp(ds.val.origin_time[3])
+    expected = ds.transform.scale_frame(features.loc[:t].iloc[-10:])
+    np.testing.assert_array_equal(ds.val.X[3], expected)
+    np.testing.assert_array_equal(ds.transform.latest_window(features.loc[:t])[0], expected)
+
+
+def test_changing_validation_and_test_rows_changes_nothing_fitted():
+    candles = _candles()
+    features = _features(candles)
+    base = build_dataset(candles, features, lookback=20, n_features=4)
+    # every row from the first validation origin on: validation and test data
+    later = candles.index >= pd.Timestamp(base.val.origin_time[0])
+    rng = np.random.default_rng(7)
+    candles2, features2 = candles.copy(), features.copy()
+    candles2.loc[later, "close"] *= rng.uniform(0.5, 2.0, later.sum())
+    features2.loc[later] = rng.normal(size=(later.sum(), features.shape[1])) * 100
+    changed = build_dataset(candles2, features2, lookback=20, n_features=4)
+
+    assert changed.transform.feature_names == base.transform.feature_names
+    np.testing.assert_array_equal(changed.transform.center, base.transform.center)
+    np.testing.assert_array_equal(changed.transform.scale, base.transform.scale)
+    np.testing.assert_array_equal(changed.train.X, base.train.X)
+    np.testing.assert_array_equal(changed.train.y, base.train.y)
+    pd.testing.assert_series_equal(changed.feature_scores, base.feature_scores)
+    # and the test part did change, so the check could fail
+    assert not np.array_equal(changed.test.X, base.test.X)
+
+
+def test_selection_prefers_informative_features():
+    rng = np.random.default_rng(0)
+    target = pd.Series(rng.normal(size=300))
+    features = pd.DataFrame({"noise": rng.normal(size=300), "signal": target + rng.normal(scale=0.1, size=300), "const": 1.0})
+    selected, scores = select_features(features, target, 2)
+    assert selected == ["signal", "noise"]
+    assert scores["const"] == 0.0
+
+
+def test_selection_against_close():
+    candles = _candles()
+    ds = build_dataset(candles, _features(candles), lookback=20, n_features=2, selection_target="close")
+    assert len(ds.transform.feature_names) == 2
+
+
+def test_price_targets():
+    candles = _candles()
+    ds = build_dataset(candles, _features(candles), lookback=20, n_features=3, target_kind="price")
+    np.testing.assert_allclose(ds.test.y, ds.test.future_close, rtol=1e-6)
+
+
+def test_transform_round_trip(tmp_path):
+    candles = _candles()
+    ds = build_dataset(candles, _features(candles), lookback=20, n_features=3)
+    ds.transform.save(tmp_path)
+    loaded = FeatureTransform.load(tmp_path)
+    assert loaded.feature_names == ds.transform.feature_names
+    np.testing.assert_array_equal(loaded.center, ds.transform.center)
+    assert loaded.target == TargetSpec((1, 7, 30), "log_return")
+
+
+def test_corrupt_transform_is_a_clear_error(tmp_path):
+    (tmp_path / "transform.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"transform\.json is corrupt"):
+        FeatureTransform.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"transform\.json is missing"):
+        FeatureTransform.load(tmp_path / "nowhere")
+
+
+def test_too_few_rows_is_a_clear_error():
+    candles = _candles(80)
+    with pytest.raises(ValueError, match=r"not enough data: 80 bars leave .* lookback 60 and horizon 30"):
+        build_dataset(candles, _features(candles), lookback=60)
+
+
+def test_split_origins_refuses_empty_parts():
+    with pytest.raises(ValueError, match=r"no validation origins"):
+        split_origins(100, (0.7, 0.15, 0.15), purge=30)
