@@ -111,6 +111,26 @@ class FeatureTransform:
             raise ValueError("the newest window holds NaN features (not enough history after the warm-up)")
         return scaled[None]
 
+    def split_at(self, features: pd.DataFrame, close: pd.Series, origins: np.ndarray | None = None) -> Split:
+        """Windows and targets at origin positions (default: every origin with a full
+        window of finite features and every horizon's close known)."""
+        close_values = close.to_numpy(dtype=float)
+        scaled = self.scale_frame(features)
+        if origins is None:
+            finite = np.isfinite(scaled).all(axis=1)
+            origins = np.arange(self.lookback - 1, len(features) - max(self.target.horizons))
+            complete = np.convolve(finite, np.ones(self.lookback), mode="full")[: len(finite)] == self.lookback
+            origins = origins[complete[origins]]
+        window_view = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)  # (rows, K, lookback)
+        future = np.stack([close_values[origins + h] for h in self.target.horizons], axis=1)
+        return Split(
+            X=np.ascontiguousarray(window_view[origins - self.lookback + 1].transpose(0, 2, 1)),
+            y=self.target.from_prices(close_values[origins], future).astype(np.float32),
+            origin_time=features.index[origins].to_numpy(),
+            origin_close=close_values[origins],
+            future_close=future,
+        )
+
     def to_dict(self) -> dict:
         return {
             "feature_names": list(self.feature_names),
@@ -245,7 +265,7 @@ def build_dataset(
     train_origins = origins[train_part]
 
     future = np.stack([close[origins + h] for h in horizons], axis=1)
-    targets = target.from_prices(close[origins], future)
+    targets = target.from_prices(close[origins], future)  # for selection only; splits rebuild them
     train_rows = slice(first, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
     if selection_target == "return":
@@ -262,23 +282,11 @@ def build_dataset(
         lookback=lookback,
         target=target,
     )
-    scaled = transform.scale_frame(features)
-    window_view = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (rows, K, lookback)
-
-    def make_split(part: slice) -> Split:
-        ends = origins[part]
-        return Split(
-            X=np.ascontiguousarray(window_view[ends - lookback + 1].transpose(0, 2, 1)),
-            y=targets[part].astype(np.float32),
-            origin_time=features.index[ends].to_numpy(),
-            origin_close=close[ends],
-            future_close=future[part],
-        )
-
+    every = transform.split_at(features, candles["close"], origins)
     return Dataset(
-        train=make_split(train_part),
-        val=make_split(val_part),
-        test=make_split(test_part),
+        train=every.subset(train_part),
+        val=every.subset(val_part),
+        test=every.subset(test_part),
         transform=transform,
         feature_scores=scores.sort_values(ascending=False),
         train_close=candles["close"].iloc[: train_origins[-1] + 1],

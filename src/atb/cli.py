@@ -1,0 +1,449 @@
+"""The `atb` command line: parses flags into library calls and shows the results.
+
+Thin by design: every command builds a TrainingConfig (or plain arguments),
+calls one library function and renders what it returns with Rich.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from atb.config import ConfigError, TrainingConfig
+
+app = typer.Typer(help="Train, compare, ensemble and serve crypto price-forecasting models.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect and manage the model registry.", no_args_is_help=True)
+data_app = typer.Typer(help="Download and inspect candles.", no_args_is_help=True)
+dev_app = typer.Typer(help="Developer checks.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(dev_app, name="dev")
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Options shared by several commands; None means "use the TrainingConfig default".
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="CSV/Parquet candles instead of the bundled sample.")]
+ExchangeOpt = Annotated[Optional[str], typer.Option("--exchange", help="Download from this CCXT exchange (e.g. binance).")]
+TimeframeOpt = Annotated[Optional[str], typer.Option("--timeframe", help="Bar size for exchange downloads (1m .. 1d).")]
+DaysOpt = Annotated[Optional[int], typer.Option("--days", help="Keep only the newest N days.")]
+GapsOpt = Annotated[Optional[str], typer.Option("--gaps", help="Gap policy: error, ffill or keep.")]
+KeepLastOpt = Annotated[bool, typer.Option("--keep-last-bar", help="Keep the last bar of a file (dropped as possibly partial by default).")]
+FundingOpt = Annotated[Optional[Path], typer.Option("--funding", help="Funding-rate CSV (timestamp,funding_rate) as exogenous features.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML file of TrainingConfig fields.")]
+RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
+
+
+def build_config(config_file: Path | None, **flags: Any) -> TrainingConfig:
+    """TrainingConfig from an optional YAML file plus the flags the user set."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if config_file is not None:
+        return TrainingConfig.from_yaml(config_file, **given)
+    return TrainingConfig(**given)
+
+
+def data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding) -> dict[str, Any]:
+    return {
+        "data_path": data,
+        "exchange": exchange,
+        "timeframe": timeframe,
+        "days": days,
+        "gap_policy": gaps,
+        "drop_partial_last_bar": False if keep_last_bar else None,
+        "funding_path": funding,
+    }
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def metrics_table(metrics: dict[str, dict[int, dict]], title: str) -> Table:
+    """Model vs baselines per horizon, the protocol's headline columns."""
+    table = Table(title=title)
+    for column in ("model", "h", "RMSE", "MAE", "MAPE %", "R²", "RMSE/naive", "MASE", "dir.acc", "majority", "p(dir)", "DM p"):
+        table.add_column(column, justify="right" if column not in ("model",) else "left")
+    for name, per_h in metrics.items():
+        for h, m in sorted(per_h.items(), key=lambda kv: int(kv[0])):
+            table.add_row(
+                name,
+                str(h),
+                _fmt(m["rmse"], 1),
+                _fmt(m["mae"], 1),
+                _fmt(m["mape"], 2),
+                _fmt(m["r2"], 3),
+                _fmt(m["rmse_ratio"], 3),
+                _fmt(m["mase"], 3),
+                _fmt(m["directional_accuracy"], 3),
+                _fmt(m["majority_accuracy"], 3),
+                _fmt(m["direction_pvalue"], 3),
+                _fmt(m["dm_pvalue"], 3),
+            )
+    return table
+
+
+def run_guarded(action):
+    """Turn the library's input errors into one clear line and exit code 1."""
+    from atb.data import DataSourceError, DataValidationError
+    from atb.registry import RegistryError
+
+    try:
+        return action()
+    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library progress.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command("list-models")
+def list_models() -> None:
+    """List the registered model types and their variants."""
+    from atb.models import AVAILABLE_MODELS, model_variants
+
+    table = Table(title="Model types")
+    table.add_column("type")
+    table.add_column("variants")
+    table.add_column("description")
+    for name, description in AVAILABLE_MODELS.items():
+        table.add_row(name, ", ".join(model_variants(name)), description)
+    console.print(table)
+
+
+@app.command()
+def features(
+    symbol: str = "BTCUSDT",
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
+    keep_last_bar: KeepLastOpt = False,
+    funding: FundingOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Parquet file for the matrix.")] = None,
+) -> None:
+    """Compute the feature matrix, print counts per category and write it to Parquet."""
+    from atb.features import category_counts
+    from atb.io import atomic_write_with
+    from atb.pipeline import feature_matrix, load_market_data
+
+    def action():
+        cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding))
+        candles = load_market_data(cfg)
+        matrix = feature_matrix(candles, cfg.funding_path)
+        return candles, matrix
+
+    candles, matrix = run_guarded(action)
+    for line in candles.report.messages():
+        console.print(f"[yellow]{line}[/]")
+    table = Table(title=f"{symbol}: {matrix.shape[1]} features over {len(matrix)} bars")
+    table.add_column("category")
+    table.add_column("features", justify="right")
+    for category, count in category_counts(matrix.columns).items():
+        table.add_row(category, str(count))
+    console.print(table)
+    path = output or Path("training_output") / f"{symbol}_features.parquet"
+    atomic_write_with(path, lambda tmp: matrix.to_parquet(tmp))
+    console.print(f"feature matrix written to {path}")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    symbol: str,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    timeframe: Annotated[str, typer.Option(help="Bar size (1m .. 1d).")] = "1d",
+    exchange: Annotated[str, typer.Option(help="CCXT exchange id.")] = "binance",
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Parquet cache directory.")] = None,
+) -> None:
+    """Download candles into the local cache (only missing bars are fetched)."""
+    from atb.data import load_candles
+
+    candles = run_guarded(
+        lambda: load_candles(symbol, exchange=exchange, timeframe=timeframe, days=days, cache_dir=cache_dir or TrainingConfig().cache_dir)
+    )
+    frame = candles.frame
+    for line in candles.report.messages():
+        console.print(f"[yellow]{line}[/]")
+    console.print(f"{symbol} {timeframe}: {len(frame)} bars, {frame.index[0]} .. {frame.index[-1]}")
+
+
+@train_app.command("model")
+def train_model_command(
+    symbol: Annotated[str, typer.Argument(help="Market symbol, e.g. BTCUSDT.")] = "BTCUSDT",
+    model_type: Annotated[Optional[str], typer.Option("--model-type", help="Registered model type (see `atb list-models`).")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", "--model-variant", help="lightweight, default or deep.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
+    sequence_length: Annotated[Optional[int], typer.Option("--sequence-length", help="Lookback window in bars.")] = None,
+    horizons: Annotated[Optional[str], typer.Option(help="Comma-separated horizons in bars, e.g. 1,7,30.")] = None,
+    n_features: Annotated[Optional[int], typer.Option("--n-features", help="Top-K features kept.")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience in epochs.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Capture the training step as a CUDA graph.")] = False,
+    mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="Autocast on CUDA.")] = False,
+    override: Annotated[Optional[list[str]], typer.Option("--set", help="Hyperparameter override NAME=VALUE (JSON value), repeatable.")] = None,
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
+    keep_last_bar: KeepLastOpt = False,
+    funding: FundingOpt = None,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")] = None,
+) -> None:
+    """Train one model: data -> features -> fit -> evaluate -> registry -> MLflow."""
+    from atb.pipeline import train_model
+
+    def action():
+        cfg = build_config(
+            config,
+            symbol=symbol,
+            model_type=model_type,
+            variant=variant,
+            epochs=epochs,
+            batch_size=batch_size,
+            lookback=sequence_length,
+            horizons=horizons,
+            n_features=n_features,
+            patience=patience,
+            seed=seed,
+            device=device,
+            cuda_graphs=cuda_graphs or None,
+            mixed_precision=mixed_precision or None,
+            overrides=parse_overrides(override) or None,
+            registry_dir=registry,
+            mlflow=False if no_mlflow else None,
+            tracking_uri=tracking_uri,
+            **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
+        )
+        with ProgressView(cfg.epochs) as view:
+            return train_model(cfg, on_event=view.handle)
+
+    result = run_guarded(action)
+    show_training_result(result.report, result.metrics)
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set dropout=0.3 or --set 'lstm_units=[128, 64]'")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+class ProgressView:
+    """Rich progress for pipeline events (stages, epochs, data messages)."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console
+        )
+        self.epochs = epochs
+        self.task = None
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        self.task = self.progress.add_task("starting", total=None, info="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def handle(self, kind: str, payload: dict) -> None:
+        if kind == "stage":
+            total = self.epochs if payload["name"] == "fit" else None
+            self.progress.update(self.task, description=payload.get("label", payload["name"]), total=total, completed=0, info="")
+        elif kind == "epoch":
+            info = f"epoch {payload['epoch']} loss {payload['loss']:.5f} val {payload['val_loss']:.5f}"
+            self.progress.update(self.task, completed=int(payload["epoch"]), info=info)
+        elif kind == "message":
+            self.progress.console.print(f"[yellow]{payload['text']}[/]")
+
+
+def show_training_result(report: dict, metrics: dict) -> None:
+    data = report["data"]
+    console.print(
+        f"[bold]{data['symbol']}[/] {report['model']['model_type']} ({report['model']['variant']}): "
+        f"{data['rows']} bars {data['span'][0][:10]} .. {data['span'][1][:10]}, "
+        f"{len(report['history'])} epochs, fit {report['timings']['fit_s']:.1f} s"
+    )
+    console.print(metrics_table(metrics, "Test metrics (RMSE/naive and MASE below 1 beat the naive forecast)"))
+    bt = report["backtest"]
+    if "total_return" in bt:
+        console.print(
+            f"Long/flat backtest (h=1, fee {0.1}%): total return {bt['total_return']:.1%}, Sharpe {bt['sharpe']:.2f}, "
+            f"max drawdown {bt['max_drawdown']:.1%}; buy-and-hold {bt['buy_and_hold']['total_return']:.1%}, "
+            f"Sharpe {bt['buy_and_hold']['sharpe']:.2f}"
+        )
+    console.print(f"Registry version: {report['registry']['path']}")
+    plots = [name for name, value in report["plots"].items() if value.endswith(".png")]
+    console.print(f"Plots: {len(plots)} PNGs in {Path(report['registry']['path']) / 'plots'}")
+
+
+@app.command()
+def predict(
+    symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
+    model_type: Annotated[Optional[str], typer.Option("--model-type", help="Use this type's production/latest version.")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")] = None,
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
+    keep_last_bar: KeepLastOpt = False,
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Forecast every horizon from the newest data with the production (else latest) model."""
+    from atb.inference import Predictor
+
+    def action():
+        cfg = build_config(
+            None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None)
+        )
+        predictor = Predictor.from_registry(cfg.registry_dir, symbol, model_type=model_type, ref=version)
+        return predictor, predictor.forecast_from_config(cfg)
+
+    predictor, forecast = run_guarded(action)
+    if as_json:
+        console.print_json(json.dumps(forecast))
+        return
+    table = Table(title=f"{symbol} forecast from {forecast['origin_time']} (close {forecast['origin_close']:.2f}) by {forecast['model']}")
+    for column in ("horizon", "target time", "forecast", "change"):
+        table.add_column(column, justify="right")
+    has_intervals = "lower_95" in forecast["horizons"][0]
+    if has_intervals:
+        table.add_column("80% interval", justify="right")
+        table.add_column("95% interval", justify="right")
+    for row in forecast["horizons"]:
+        cells = [str(row["horizon"]), row["target_time"], f"{row['forecast']:.2f}", f"{row['change']:+.2%}"]
+        if has_intervals:
+            cells += [f"{row['lower_80']:.2f} .. {row['upper_80']:.2f}", f"{row['lower_95']:.2f} .. {row['upper_95']:.2f}"]
+        table.add_row(*cells)
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(symbol: Annotated[Optional[str], typer.Argument()] = None, registry: RegistryOpt = None) -> None:
+    """List registry versions."""
+    from atb.registry import ModelRegistry
+
+    versions = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).list_versions(symbol))
+    table = Table(title="Registered models")
+    for column in ("symbol", "type", "version", "stage", "created", "path"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(v.symbol, v.model_type, v.version, v.stage or "", str(v.metadata.get("created_at", ""))[:19], str(v.path))
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    symbol: str,
+    model_type: Annotated[Optional[str], typer.Argument()] = None,
+    ref: Annotated[str, typer.Argument(help="latest, a stage, or a version id.")] = "latest",
+    registry: RegistryOpt = None,
+) -> None:
+    """Show one version's metadata and metrics."""
+    from atb.registry import ModelRegistry
+
+    version = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).get(symbol, model_type, ref))
+    console.print(f"[bold]{version.symbol}/{version.model_type}/{version.version}[/] stage={version.stage} path={version.path}")
+    metadata = {k: v for k, v in version.metadata.items() if k not in ("metrics", "files")}
+    console.print_json(json.dumps(metadata, default=str))
+    if version.metadata.get("metrics"):
+        console.print(metrics_table(version.metadata["metrics"], "Test metrics"))
+
+
+@models_app.command("compare")
+def models_compare(symbol: str, registry: RegistryOpt = None) -> None:
+    """Compare every version of a symbol on its test metrics."""
+    from atb.registry import ModelRegistry
+
+    rows = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).compare(symbol))
+    if not rows:
+        fail(f"no versions for {symbol}")
+    columns = list(rows[0].keys())
+    table = Table(title=f"{symbol}: versions compared")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_fmt(row.get(c)) for c in columns))
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    symbol: str, model_type: str, version: str, stage: Annotated[str, typer.Argument(help="dev, staging or production.")] = "production", registry: RegistryOpt = None
+) -> None:
+    """Put a version in a stage (the previous holder can be restored with rollback)."""
+    from atb.registry import ModelRegistry
+
+    run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).promote(symbol, model_type, version, stage))
+    console.print(f"{symbol}/{model_type}/{version} is now {stage}")
+
+
+@models_app.command("rollback")
+def models_rollback(symbol: str, stage: str = "production", registry: RegistryOpt = None) -> None:
+    """Restore the previous holder of a stage."""
+    from atb.registry import ModelRegistry
+
+    restored = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).rollback(symbol, stage))
+    console.print(f"{symbol} {stage} rolled back to {restored}")
+
+
+@app.command("validate-models")
+def validate_models(device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto") -> None:
+    """Build every type and variant, train one epoch on synthetic data, save and reload."""
+    from atb.models.validation import validate_all_models
+
+    rows = run_guarded(lambda: validate_all_models(device=device))
+    table = Table(title=f"Model validation on {device}")
+    for column in ("type", "variant", "parameters", "seconds", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["type"], row["variant"], f"{row['parameters']:,}", f"{row['seconds']:.2f}", row["status"])
+    console.print(table)
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(code=1)
+
+
+@dev_app.command("gpu-check")
+def gpu_check(device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto") -> None:
+    """Show the compute device, CUDA/cuDNN versions and a timed matmul."""
+    from atb.models.validation import gpu_check as check
+
+    console.print_json(json.dumps(run_guarded(lambda: check(device=device)), default=str))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,101 @@
+"""Forecasts from a stored registry version and the newest candles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from atb.config import TrainingConfig
+from atb.data import Candles
+from atb.dataset import FeatureTransform
+from atb.models import ForecastModel, load_model
+from atb.pipeline import FEATURES_FILE, MODEL_DIR, feature_matrix, load_market_data
+from atb.registry import ModelRegistry, ModelVersion, RegistryError
+
+
+@dataclass
+class Predictor:
+    """A loaded model version: the model, its fitted transform and feature spec."""
+
+    name: str
+    model: ForecastModel
+    transform: FeatureTransform
+    feature_spec: dict
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, name: str | None = None) -> Predictor:
+        directory = Path(directory)
+        spec_path = directory / FEATURES_FILE
+        try:
+            spec = json.loads(spec_path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{spec_path} is missing: the model version is incomplete") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{spec_path} is corrupt: {exc}") from exc
+        return cls(
+            name=name or directory.name,
+            model=load_model(directory / MODEL_DIR),
+            transform=FeatureTransform.load(directory),
+            feature_spec=spec,
+        )
+
+    @classmethod
+    def from_registry(
+        cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None
+    ) -> Predictor:
+        """The given version, else the type's production/latest, else the symbol's production/latest."""
+        version = resolve_version(ModelRegistry(Path(root)), symbol, model_type, ref)
+        return cls.from_directory(version.path, name=f"{version.symbol}/{version.model_type}/{version.version}")
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.transform.target.horizons
+
+    def features(self, candles: Candles) -> pd.DataFrame:
+        funding = self.feature_spec.get("funding_path")
+        return feature_matrix(candles, Path(funding) if funding else None)
+
+    def predict_prices(self, candles: Candles) -> tuple[pd.Timestamp, float, np.ndarray]:
+        """Origin time, origin close and the forecast price per horizon from the newest bar."""
+        window = self.transform.latest_window(self.features(candles))
+        prediction = self.model.predict(window)
+        close = float(candles.frame["close"].iloc[-1])
+        prices = self.transform.target.to_prices(prediction, np.array([close]))[0]
+        return candles.frame.index[-1], close, prices
+
+    def forecast(self, candles: Candles) -> dict:
+        """JSON-ready forecast: origin, and per horizon the target bar time and price."""
+        origin, close, prices = self.predict_prices(candles)
+        return {
+            "model": self.name,
+            "symbol": candles.symbol,
+            "origin_time": origin.isoformat(),
+            "origin_close": close,
+            "horizons": [
+                {
+                    "horizon": h,
+                    "target_time": (origin + h * candles.bar_duration).isoformat(),
+                    "forecast": float(price),
+                    "change": float(price / close - 1.0),
+                }
+                for h, price in zip(self.horizons, prices)
+            ],
+        }
+
+    def forecast_from_config(self, config: TrainingConfig) -> dict:
+        return self.forecast(load_market_data(config))
+
+
+def resolve_version(registry: ModelRegistry, symbol: str, model_type: str | None, ref: str | None) -> ModelVersion:
+    if ref is not None:
+        return registry.get(symbol, model_type, ref)
+    if model_type is None:
+        return registry.resolve_for_serving(symbol)
+    try:
+        return registry.get(symbol, model_type, "production")
+    except RegistryError:  # no production version of this type: its latest
+        return registry.get(symbol, model_type, "latest")
