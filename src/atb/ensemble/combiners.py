@@ -16,7 +16,6 @@ validation origins only; test targets are used solely as they are realised.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -24,8 +23,6 @@ import pandas as pd
 from sklearn.linear_model import ElasticNet
 
 from atb.ensemble.regime import REGIMES
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = {"enhanced_lstm": 0.35, "transformer": 0.40, "lightgbm": 0.25}
 # Regime -> substrings of the model names it favours (an empty tuple: equal weights).
@@ -254,7 +251,9 @@ class OnlineWeights:
         combined, weights, _ = self._run(names, stacked, y_true, state)
         return combined, weights
 
-    def _run(self, names, stacked, y_true, state):
+    def _run(
+        self, names: list[str], stacked: np.ndarray, y_true: np.ndarray, state: dict
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         n, n_models, n_horizons = stacked.shape
         horizons = self._checked_horizons(n_horizons)
         y_true = np.asarray(y_true, dtype=float)
