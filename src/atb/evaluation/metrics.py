@@ -142,7 +142,9 @@ def naive_scale(scale_series: np.ndarray, horizon: int) -> float:
     series = _finite("scale_series", scale_series)
     horizon = _valid_horizon(horizon)
     if len(series) <= horizon:
-        raise ValueError(f"scale_series has {len(series)} values; the h={horizon} naive scale needs more than {horizon}")
+        raise ValueError(
+            f"scale_series has {len(series)} values; the h={horizon} naive scale needs more than {horizon}"
+        )
     return float(np.mean(np.abs(series[horizon:] - series[:-horizon])))
 
 

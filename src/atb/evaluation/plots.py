@@ -1,0 +1,364 @@
+"""Diagnostic figures, written as PNG files.
+
+Each function takes plain values (lists, arrays, Series, DataFrames), draws one
+figure with a title, axis labels and a legend, writes it atomically and returns
+the path. Figures are `matplotlib.figure.Figure` objects rendered by Agg,
+never pyplot: nothing needs a display, no global figure state is kept, and the
+caller's pyplot backend is left alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import r2_score
+
+from atb.io import atomic_write_with
+
+DPI = 110
+ATTENTION_SAMPLE = 60
+ACF_LAGS = 30
+SUMMARY_COLUMNS = {
+    "rmse_ratio": "RMSE / naive",
+    "mase": "MASE",
+    "directional_accuracy": "dir. accuracy",
+    "majority_accuracy": "majority",
+    "dm_pvalue": "DM p-value",
+}
+_VAL_MAE_KEY = re.compile(r"^val_mae_h(\d+)$")
+
+
+def plot_loss_curves(history: Sequence[Mapping], path: str | Path) -> Path:
+    """Training `loss` and `val_loss` per `epoch`, the best (lowest val_loss) epoch marked."""
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    _draw_loss_curves(fig.add_subplot(), history)
+    return _save(fig, path)
+
+
+def plot_metrics_progression(history: Sequence[Mapping], path: str | Path) -> Path:
+    """Validation MAE per horizon (keys `val_mae_h{h}`) per epoch, one line per horizon."""
+    epochs = _history_values(history, "epoch")
+    horizons = sorted({int(match.group(1)) for entry in history for key in entry if (match := _VAL_MAE_KEY.match(key))})
+    if not horizons:
+        raise ValueError("history has no per-horizon validation MAE keys (expected e.g. 'val_mae_h1')")
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.add_subplot()
+    values = {h: _history_values(history, f"val_mae_h{h}") for h in horizons}
+    for h, mae in values.items():
+        ax.plot(epochs, mae, marker="o", markersize=3, label=f"h={h}")
+    if all(np.all(mae > 0) for mae in values.values()):
+        ax.set_yscale("log")
+    ax.set(title="Validation MAE per horizon", xlabel="epoch", ylabel="validation MAE (target space)")
+    ax.legend(title="horizon")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_learning_rates(history: Sequence[Mapping], path: str | Path) -> Path:
+    """Learning rate `lr` per epoch, log y axis (linear if any rate is <= 0)."""
+    epochs = _history_values(history, "epoch")
+    rates = _history_values(history, "lr")
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(epochs, rates, marker="o", markersize=3, label="learning rate")
+    if np.all(rates > 0):
+        ax.set_yscale("log")
+    ax.set(title="Learning-rate schedule", xlabel="epoch", ylabel="learning rate")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def plot_attention_heatmap(weights: np.ndarray, origin_times: Sequence, path: str | Path) -> Path:
+    """Attention `(n, lookback)` of up to 60 evenly spaced origins, and the mean profile over all."""
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.size == 0:
+        raise ValueError(f"weights must be a non-empty (n origins, lookback) array, got shape {weights.shape}")
+    if len(origin_times) != len(weights):
+        raise ValueError(f"origin_times has {len(origin_times)} entries for {len(weights)} rows of weights")
+    n, lookback = weights.shape
+    rows = np.unique(np.linspace(0, n - 1, min(n, ATTENTION_SAMPLE)).round().astype(int))
+    lags = np.arange(-lookback + 1, 1)
+    fig = Figure(figsize=(10, 8), layout="constrained")
+    heat_ax, profile_ax = fig.subplots(2, 1, height_ratios=(3, 1.4), sharex=True)
+    image = heat_ax.imshow(
+        weights[rows],
+        aspect="auto",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(lags[0] - 0.5, lags[-1] + 0.5, len(rows) - 0.5, -0.5),
+    )
+    fig.colorbar(image, ax=heat_ax, label="attention weight")
+    tick_rows = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), 8)).round().astype(int))
+    heat_ax.set_yticks(tick_rows, [str(pd.Timestamp(origin_times[rows[i]]).date()) for i in tick_rows])
+    heat_ax.set(title=f"Attention over the lookback window ({len(rows)} of {n} origins)", ylabel="forecast origin")
+    mean, spread = weights.mean(axis=0), weights.std(axis=0)
+    profile_ax.plot(lags, mean, color="C0", label=f"mean over {n} origins")
+    profile_ax.fill_between(lags, mean - spread, mean + spread, color="C0", alpha=0.25, label="± 1 std")
+    profile_ax.set(xlabel="bars before the origin (0 = origin bar)", ylabel="attention weight")
+    profile_ax.legend(loc="upper left")
+    profile_ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_feature_importance(importance: pd.Series, path: str | Path, top: int = 30) -> Path:
+    """Horizontal bars of the `top` largest importances (feature names in the index)."""
+    if not isinstance(importance, pd.Series) or importance.empty:
+        raise ValueError("importance must be a non-empty pandas Series indexed by feature name")
+    if top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
+    shown = importance.astype(float).sort_values(ascending=False).head(top).iloc[::-1]
+    fig = Figure(figsize=(9, max(3.5, 0.28 * len(shown) + 1.5)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh([str(name) for name in shown.index], shown.to_numpy(), color="C0", label="importance")
+    ax.set(
+        title=f"Feature importance (top {len(shown)} of {len(importance)})",
+        xlabel="importance",
+        ylabel="feature",
+    )
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def plot_model_comparison(metrics: Mapping[str, Mapping[int, Mapping]], path: str | Path) -> Path:
+    """RMSE and MAE per horizon as grouped bars, one bar per model (e.g. model, naive, drift)."""
+    if not metrics or not any(metrics.values()):
+        raise ValueError("metrics must map at least one model name to {horizon: metrics}")
+    horizons = sorted({int(h) for per_horizon in metrics.values() for h in per_horizon})
+    positions = np.arange(len(horizons))
+    width = 0.8 / len(metrics)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("rmse", "mae")):
+        for i, (model, per_horizon) in enumerate(metrics.items()):
+            values = [_metric(per_horizon, h, key, model) for h in horizons]
+            ax.bar(positions + (i - (len(metrics) - 1) / 2) * width, values, width, label=model)
+        ax.set_xticks(positions, [f"h={h}" for h in horizons])
+        ax.set(title=f"{key.upper()} per horizon", xlabel="horizon (bars)", ylabel=f"{key.upper()} (price)")
+        ax.legend()
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Model comparison on the test origins")
+    return _save(fig, path)
+
+
+def plot_predictions_vs_actual(
+    origin_time: Sequence,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    horizons: Sequence[int],
+    path: str | Path,
+) -> Path:
+    """Per horizon: predicted vs actual scatter (R² in the title) and both series over time."""
+    actual, predicted = _horizon_arrays(actual, predicted, horizons)
+    if len(origin_time) != len(actual):
+        raise ValueError(f"origin_time has {len(origin_time)} entries for {len(actual)} origins")
+    times = pd.to_datetime(np.asarray(origin_time))
+    fig = Figure(figsize=(14, 4 * len(horizons)), layout="constrained")
+    axes = fig.subplots(len(horizons), 2, squeeze=False, width_ratios=(1, 2.2))
+    for j, h in enumerate(horizons):
+        scatter_ax, series_ax = axes[j]
+        r2 = r2_score(actual[:, j], predicted[:, j], force_finite=False) if len(actual) > 1 else math.nan
+        scatter_ax.scatter(actual[:, j], predicted[:, j], s=8, alpha=0.6, label="origins")
+        low, high = np.nanmin([actual[:, j], predicted[:, j]]), np.nanmax([actual[:, j], predicted[:, j]])
+        scatter_ax.plot([low, high], [low, high], color="k", linewidth=1, linestyle="--", label="perfect forecast")
+        scatter_ax.set(title=f"h={h}: R² = {r2:.3f}", xlabel="actual close", ylabel="predicted close")
+        scatter_ax.legend(loc="upper left")
+        series_ax.plot(times, actual[:, j], color="k", linewidth=1.2, label="actual")
+        series_ax.plot(times, predicted[:, j], color="C1", linewidth=1.0, label="predicted")
+        series_ax.set(title=f"h={h}: close at origin + {h} bars", xlabel="forecast origin", ylabel="close")
+        series_ax.legend(loc="upper left")
+        series_ax.grid(alpha=0.3)
+    fig.suptitle("Predictions vs actual on the test origins")
+    return _save(fig, path)
+
+
+def plot_residual_analysis(
+    actual: np.ndarray, predicted: np.ndarray, horizons: Sequence[int], path: str | Path
+) -> Path:
+    """Per horizon: residual (actual - predicted) histogram, residuals over origins, and their ACF."""
+    actual, predicted = _horizon_arrays(actual, predicted, horizons)
+    residuals = actual - predicted
+    fig = Figure(figsize=(15, 3.6 * len(horizons)), layout="constrained")
+    axes = fig.subplots(len(horizons), 3, squeeze=False)
+    band = 1.96 / math.sqrt(len(residuals))
+    for j, h in enumerate(horizons):
+        hist_ax, time_ax, acf_ax = axes[j]
+        r = residuals[:, j]
+        hist_ax.hist(r, bins=min(40, max(5, len(r) // 5)), color="C0", alpha=0.8, label="residuals")
+        hist_ax.axvline(r.mean(), color="C3", linestyle="--", label=f"mean {r.mean():.3g}")
+        hist_ax.set(title=f"h={h}: residual distribution", xlabel="residual (price)", ylabel="count")
+        hist_ax.legend()
+        time_ax.plot(np.arange(len(r)), r, color="C0", linewidth=0.9, label="residual")
+        time_ax.axhline(0.0, color="k", linewidth=0.8, label="zero")
+        time_ax.set(title=f"h={h}: residuals over time", xlabel="test origin index", ylabel="residual (price)")
+        time_ax.legend()
+        lags = np.arange(1, min(ACF_LAGS, len(r) - 1) + 1)
+        acf_ax.bar(lags, _autocorrelation(r, lags), color="C0", label="autocorrelation")
+        acf_ax.axhspan(-band, band, color="C7", alpha=0.3, label="95% band (white noise)")
+        acf_ax.set(title=f"h={h}: residual autocorrelation", xlabel="lag (bars)", ylabel="correlation")
+        acf_ax.legend()
+    fig.suptitle("Residual analysis on the test origins")
+    return _save(fig, path)
+
+
+def plot_ensemble_weights(
+    weights: pd.DataFrame, path: str | Path, regimes: pd.Series | None = None
+) -> Path:
+    """Ensemble weights over time (stacked when all >= 0, else lines), regimes in a strip below when given.
+
+    weights: index time, one column per base model. regimes: labels indexed by time.
+    """
+    if not isinstance(weights, pd.DataFrame) or weights.empty:
+        raise ValueError("weights must be a non-empty DataFrame (index time, one column per base model)")
+    values = weights.astype(float)
+    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    if regimes is None:
+        ax = fig.add_subplot()
+    else:
+        ax, regime_ax = fig.subplots(2, 1, sharex=True, height_ratios=(6, 1))
+        _draw_regimes(regime_ax, regimes)
+    if (values.to_numpy() >= 0).all():
+        ax.stackplot(values.index, values.to_numpy().T, labels=[str(c) for c in values.columns], alpha=0.85)
+    else:
+        for column in values.columns:
+            ax.plot(values.index, values[column], label=str(column))
+    ax.set(title="Ensemble weights over time", xlabel="time" if regimes is None else "", ylabel="weight")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
+    """One page: key configuration, a per-horizon metrics table and the loss curves.
+
+    summary keys:
+      - ``title`` (str, optional): page title, default "Training summary".
+      - ``config`` (dict): name -> value shown as text, e.g. model_type,
+        variant, epochs, best_epoch, fit_seconds, data_span.
+      - ``metrics`` (dict[int, dict]): per horizon, `evaluate_horizon` results;
+        rmse_ratio, mase, directional_accuracy, majority_accuracy and
+        dm_pvalue are shown.
+      - ``history`` (list[dict]): per-epoch records with epoch, loss, val_loss.
+    """
+    for key in ("config", "metrics", "history"):
+        if key not in summary:
+            raise ValueError(f"summary is missing key {key!r}; needs 'config', 'metrics' and 'history'")
+    if not summary["metrics"]:
+        raise ValueError("summary['metrics'] is empty; expected {horizon: metrics}")
+    fig = Figure(figsize=(12, 9), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(0.6, 1.4))
+    config_ax, table_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    lines = [f"{name}: {_format_value(value)}" for name, value in summary["config"].items()]
+    config_ax.text(0.0, 1.0, "\n".join(lines) or "(no configuration given)", va="top", family="monospace")
+    config_ax.set_title("Configuration", loc="left")
+    config_ax.axis("off")
+    horizons = sorted(summary["metrics"])
+    cells = [
+        [f"h={h}"] + [_format_value(_metric(summary["metrics"], h, key, "summary")) for key in SUMMARY_COLUMNS]
+        for h in horizons
+    ]
+    table = table_ax.table(cellText=cells, colLabels=["horizon", *SUMMARY_COLUMNS.values()], loc="upper center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1.0, 1.6)
+    table_ax.set_title("Test metrics (ratios < 1 beat the naive forecast)", loc="left")
+    table_ax.axis("off")
+    _draw_loss_curves(fig.add_subplot(grid[1, :]), summary["history"])
+    fig.suptitle(str(summary.get("title", "Training summary")), fontsize=14)
+    return _save(fig, path)
+
+
+def _draw_loss_curves(ax: Axes, history: Sequence[Mapping]) -> None:
+    epochs = _history_values(history, "epoch")
+    val_loss = _history_values(history, "val_loss")
+    ax.plot(epochs, _history_values(history, "loss"), marker="o", markersize=3, label="train loss")
+    ax.plot(epochs, val_loss, marker="o", markersize=3, label="validation loss")
+    if np.isfinite(val_loss).any():
+        best = int(np.nanargmin(val_loss))
+        ax.axvline(epochs[best], color="C3", linestyle="--", linewidth=1)
+        ax.scatter([epochs[best]], [val_loss[best]], color="C3", zorder=3, label=f"best epoch {epochs[best]:g}")
+    ax.set(title="Loss per epoch", xlabel="epoch", ylabel="loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
+def _draw_regimes(ax: Axes, regimes: pd.Series) -> None:
+    """A strip with one coloured span per run of equal consecutive labels, one colour per label."""
+    if regimes.empty:
+        raise ValueError("regimes is empty; pass None to draw no regimes")
+    labels = regimes.to_numpy()
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(labels) - 1]
+    colours = {label: f"C{i % 10}" for i, label in enumerate(pd.unique(labels))}
+    shaded: set = set()
+    for start, end in zip(starts, ends):
+        label = labels[start]
+        ax.axvspan(
+            regimes.index[start],
+            regimes.index[end],
+            color=colours[label],
+            alpha=0.6,
+            label=str(label) if label not in shaded else None,
+        )
+        shaded.add(label)
+    ax.set(xlabel="time", yticks=[])
+    ax.set_ylabel("regime", rotation=0, ha="right", va="center")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="regime")
+
+
+def _autocorrelation(values: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    centred = values - values.mean()
+    denominator = float(centred @ centred)
+    if denominator == 0:
+        return np.zeros(len(lags))
+    return np.array([float(centred[k:] @ centred[:-k]) / denominator for k in lags])
+
+
+def _horizon_arrays(
+    actual: np.ndarray, predicted: np.ndarray, horizons: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    expected = (len(actual), len(horizons))
+    if actual.ndim != 2 or actual.shape != expected or predicted.shape != expected or len(actual) < 2:
+        raise ValueError(
+            f"actual {actual.shape} and predicted {predicted.shape} must both be (n origins >= 2, "
+            f"{len(horizons)} horizons)"
+        )
+    return actual, predicted
+
+
+def _history_values(history: Sequence[Mapping], key: str) -> np.ndarray:
+    if not history:
+        raise ValueError("history is empty; expected one dict per epoch")
+    missing = [i for i, entry in enumerate(history) if key not in entry]
+    if missing:
+        raise ValueError(f"history entries {missing[:5]} have no {key!r} value")
+    return np.array([entry[key] for entry in history], dtype=float)
+
+
+def _metric(per_horizon: Mapping[int, Mapping], horizon: int, key: str, owner: str) -> float:
+    if horizon not in per_horizon:
+        return math.nan
+    if key not in per_horizon[horizon]:
+        raise ValueError(f"metrics of {owner!r} at horizon {horizon} have no {key!r}")
+    return float(per_horizon[horizon][key])
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    return path
