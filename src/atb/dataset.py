@@ -227,6 +227,25 @@ def select_features(
     return [features.columns[i] for i in order], scores
 
 
+def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int) -> np.ndarray:
+    """Row positions usable as forecast origins: a full window of finite features
+    ending there (after the warm-up) and the close `max_horizon` bars later known."""
+    usable = np.flatnonzero(np.isfinite(features.to_numpy(dtype=float)).all(axis=1))
+    if len(usable) == 0:
+        raise ValueError("every feature row holds NaN: not enough history for the warm-up")
+    first = usable[0]
+    if not np.array_equal(usable, np.arange(first, len(features))):
+        hole = int(np.setdiff1d(np.arange(first, len(features)), usable)[0])
+        raise ValueError(f"feature row {features.index[hole]} holds NaN after the warm-up")
+    origins = np.arange(first + lookback - 1, len(features) - max_horizon)
+    if len(origins) < 3:
+        raise ValueError(
+            f"not enough data: {len(features)} bars leave {max(len(origins), 0)} forecast origins "
+            f"after {first} warm-up bars, lookback {lookback} and horizon {max_horizon}"
+        )
+    return origins
+
+
 def build_dataset(
     candles: pd.DataFrame,
     features: pd.DataFrame,
@@ -236,11 +255,15 @@ def build_dataset(
     n_features: int = 60,
     selection_target: str = "return",
     target_kind: str = "log_return",
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
     """Windows and multi-horizon targets from candles and their feature matrix.
 
     Rows with any NaN feature (the warm-up) are dropped first. An origin is a bar
     with `lookback` rows of features ending at it and every horizon's close known.
+    `parts` gives explicit (train, val, test) positions into the origin list (a
+    walk-forward fold); by default `split` fractions with a purge of max(horizons).
+    Selection and scaling see only the training windows' rows.
     """
     if not features.index.equals(candles.index):
         raise ValueError("features and candles must share the same index")
@@ -248,25 +271,15 @@ def build_dataset(
     close = candles["close"].to_numpy(dtype=float)
     max_h = max(horizons)
 
-    usable = np.flatnonzero(np.isfinite(features.to_numpy(dtype=float)).all(axis=1))
-    if len(usable) == 0:
-        raise ValueError("every feature row holds NaN: not enough history for the warm-up")
-    first = usable[0]
-    if not np.array_equal(usable, np.arange(first, len(features))):
-        hole = int(np.setdiff1d(np.arange(first, len(features)), usable)[0])
-        raise ValueError(f"feature row {features.index[hole]} holds NaN after the warm-up")
-    origins = np.arange(first + lookback - 1, len(candles) - max_h)
-    if len(origins) < 3:
-        raise ValueError(
-            f"not enough data: {len(candles)} bars leave {max(len(origins), 0)} forecast origins "
-            f"after {first} warm-up bars, lookback {lookback} and horizon {max_h}"
-        )
-    train_part, val_part, test_part = split_origins(len(origins), split, purge=max_h)
+    origins = forecast_origins(features, lookback, max_h)
+    if parts is None:
+        parts = split_origins(len(origins), split, purge=max_h)
+    train_part, val_part, test_part = parts
     train_origins = origins[train_part]
 
     future = np.stack([close[origins + h] for h in horizons], axis=1)
     targets = target.from_prices(close[origins], future)  # for selection only; splits rebuild them
-    train_rows = slice(first, train_origins[-1] + 1)
+    train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
     if selection_target == "return":
         selection_y = pd.DataFrame(targets[train_part], index=features.index[train_origins])
@@ -289,5 +302,5 @@ def build_dataset(
         test=every.subset(test_part),
         transform=transform,
         feature_scores=scores.sort_values(ascending=False),
-        train_close=candles["close"].iloc[: train_origins[-1] + 1],
+        train_close=candles["close"].iloc[train_rows],
     )
