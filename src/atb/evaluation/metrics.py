@@ -4,7 +4,11 @@ Every forecast is judged against the naive forecast (close at t+h = close at t)
 on the same origins. Definitions the protocol leaves open are fixed here:
 
 - MASE scales the MAE by the in-sample MAE of the h-step naive forecast on the
-  training closes: ``mean |c[t+h] - c[t]|`` over the training series.
+  training closes: ``mean |c[t+h] - c[t]|`` over the training series. The
+  scale is in training-period prices, so when the price level has moved the
+  naive forecast's own test MASE is not 1 (on the bundled BTC sample it is
+  about 2.3-2.6): compare a model's MASE with the naive's, as ``rmse_ratio``
+  does directly.
 - Directional accuracy counts an origin as a hit when
   ``sign(predicted - origin) == sign(actual - origin)``. Origins whose actual
   move is exactly zero are left out; a forecast of exactly zero change is
@@ -201,9 +205,12 @@ def diebold_mariano(
         logger.warning("Diebold-Mariano undefined: %d errors for horizon %d", n, horizon)
         return math.nan, math.nan
     hln_term = (n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n
+    if hln_term <= 0:
+        logger.warning("Diebold-Mariano undefined: HLN term %.3g for %d errors at horizon %d", hln_term, n, horizon)
+        return math.nan, math.nan
     variance = _newey_west_variance(differential, lags=horizon - 1)
-    if hln_term <= 0 or variance <= 0:
-        logger.warning("Diebold-Mariano undefined: HLN term %.3g, long-run variance %.3g", hln_term, variance)
+    if variance <= 0:
+        logger.info("Diebold-Mariano undefined: the loss differential has zero variance")
         return math.nan, math.nan
     statistic = float(differential.mean() / math.sqrt(variance / n) * math.sqrt(hln_term))
     pvalue = float(2.0 * stats.t.sf(abs(statistic), df=n - 1))
