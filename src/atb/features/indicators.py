@@ -1,0 +1,98 @@
+"""The feature matrix: 150+ causal, scale-free indicators in eight categories (+ funding).
+
+Indicators are written with vectorised pandas/NumPy rolling and `adjust=False`
+EWM operations rather than `ta` or `pandas-ta` (neither is well maintained),
+which keeps them fast, transparent and causal by construction: the value at bar
+t uses bars <= t only. Features are returns, ratios to price and oscillators,
+never raw price levels. Each category module returns unprefixed names; the
+category prefix (see `categories`) is added here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from atb.data.validate import infer_bar_duration
+from atb.features import (
+    calendar,
+    momentum,
+    moving_average,
+    price,
+    regime,
+    statistical,
+    volatility,
+    volume,
+)
+from atb.features.categories import prefixed
+from atb.features.funding import funding_features
+from atb.features.primitives import Bars
+
+logger = logging.getLogger(__name__)
+
+# Longest warm-up: the 5-bar slope of SMA200 is first defined at bar 204 (0-based).
+WARMUP_BARS = 204
+OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
+_CATEGORY_MODULES = {
+    "price": price,
+    "moving_average": moving_average,
+    "momentum": momentum,
+    "volatility": volatility,
+    "volume": volume,
+    "statistical": statistical,
+    "time": calendar,
+    "regime": regime,
+}
+
+
+def compute_features(
+    ohlcv: pd.DataFrame,
+    funding: pd.Series | None = None,
+    bar_duration: pd.Timedelta | None = None,
+) -> pd.DataFrame:
+    """Feature matrix on `ohlcv`'s index: float64 columns named `<category prefix>_<feature>`.
+
+    The first `WARMUP_BARS` rows may hold NaN. `bar_duration` defaults to the most
+    common step of the index; it decides which calendar cycles are emitted and
+    when a bar closes for the funding alignment. With `funding` (see
+    `load_funding`), `funding_*` columns are appended.
+    """
+    _check_ohlcv(ohlcv)
+    if bar_duration is None:
+        bar_duration = infer_bar_duration(ohlcv.index, "ohlcv")
+    if bar_duration <= pd.Timedelta(0):
+        raise ValueError(f"bar_duration must be positive, got {bar_duration}")
+    bars = Bars.from_frame(ohlcv, bar_duration)
+    frames = []
+    for category, module in _CATEGORY_MODULES.items():
+        columns = module.features(bars)
+        frames.append(pd.DataFrame({prefixed(category, name): values for name, values in columns.items()}))
+    if funding is not None:
+        frames.append(funding_features(funding, ohlcv.index, bar_duration))
+    features = pd.concat(frames, axis=1).astype("float64")
+    logger.debug("computed %d features on %d bars", features.shape[1], features.shape[0])
+    return features
+
+
+def _check_ohlcv(ohlcv: pd.DataFrame) -> None:
+    if not isinstance(ohlcv, pd.DataFrame):
+        raise TypeError(f"ohlcv must be a pandas DataFrame, got {type(ohlcv).__name__}")
+    missing = [column for column in OHLCV_COLUMNS if column not in ohlcv.columns]
+    if missing:
+        raise ValueError(f"ohlcv is missing column(s) {missing}; found {list(ohlcv.columns)}")
+    index = ohlcv.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise ValueError("ohlcv must be indexed by a timezone-aware (UTC) DatetimeIndex of bar open times")
+    if not index.is_unique or not index.is_monotonic_increasing:
+        raise ValueError("ohlcv index must be sorted and unique (run atb.data validation first)")
+    values = ohlcv[list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
+    problems = (
+        (~np.isfinite(values)).any(axis=1),
+        (values[:, :4] <= 0).any(axis=1),
+        values[:, 4] < 0,
+    )
+    for rows, problem in zip(problems, ("NaN or infinite values", "a non-positive price", "a negative volume")):
+        if rows.any():
+            raise ValueError(f"ohlcv has {problem} at {index[np.argmax(rows)]} ({int(rows.sum())} row(s) in all)")
