@@ -105,32 +105,11 @@ class ModelRegistry:
             if (build_dir / METADATA_FILE).exists():
                 raise RegistryError(f"{symbol}/{model_type}: populate wrote {METADATA_FILE}, which the registry writes; pass it as `metadata`")
             files = _manifest(build_dir)
-            (self.root / symbol).mkdir(exist_ok=True)
-            with self._locked(symbol):
-                version = _version_id(self._next_number(symbol, model_type))
-                record = {
-                    "symbol": symbol,
-                    "model_type": model_type,
-                    "version": version,
-                    "created_at": _utc_now(),
-                    **metadata,
-                    "files": files,
-                }
-                _write_metadata(build_dir / METADATA_FILE, record)
-                final_dir = self._version_dir(symbol, model_type, version)
-                final_dir.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(build_dir, final_dir)
-                _fsync_dir(final_dir.parent)
-                pointer = {"model_type": model_type, "version": version, "created_at": record["created_at"]}
-                atomic_write_json(final_dir.parent / _TYPE_POINTER, pointer)
-                atomic_write_json(self.root / symbol / _SYMBOL_POINTER, pointer)
-                stages = self._read_stages(symbol)
-                _set_holder(stages, "dev", model_type, version)
-                atomic_write_json(self._stages_path(symbol), stages)
+            version = self._publish(symbol, model_type, build_dir, {**metadata, "files": files})
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
             raise
-        logger.info("registered %s/%s/%s at %s", symbol, model_type, version, final_dir)
+        logger.info("registered %s/%s/%s in %s", symbol, model_type, version, self.root)
         return self._load(symbol, model_type, version)
 
     def promote(self, symbol: str, model_type: str, version: str, stage: str) -> ModelVersion:
@@ -258,6 +237,26 @@ class ModelRegistry:
         with open(self.root / symbol / _LOCK_FILE, "a+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield
+
+    def _publish(self, symbol: str, model_type: str, build_dir: Path, metadata: dict[str, Any]) -> str:
+        """Under the symbol lock: number the built version, move it into place, update pointers and "dev"."""
+        (self.root / symbol).mkdir(exist_ok=True)
+        with self._locked(symbol):
+            stages = self._read_stages(symbol)
+            version = _version_id(self._next_number(symbol, model_type))
+            created_at = _utc_now()
+            registry_fields = {"symbol": symbol, "model_type": model_type, "version": version, "created_at": created_at}
+            _write_metadata(build_dir / METADATA_FILE, {**registry_fields, **metadata})
+            final_dir = self._version_dir(symbol, model_type, version)
+            final_dir.parent.mkdir(exist_ok=True)
+            os.rename(build_dir, final_dir)
+            _fsync_dir(final_dir.parent)
+            pointer = {"model_type": model_type, "version": version, "created_at": created_at}
+            atomic_write_json(final_dir.parent / _TYPE_POINTER, pointer)
+            atomic_write_json(self.root / symbol / _SYMBOL_POINTER, pointer)
+            _set_holder(stages, "dev", model_type, version)
+            atomic_write_json(self._stages_path(symbol), stages)
+        return version
 
     def _version_ids(self, symbol: str, model_type: str) -> list[str]:
         type_dir = self.root / symbol / model_type

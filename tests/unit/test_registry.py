@@ -239,6 +239,10 @@ def test_corrupt_stages_file_is_reported(registry: ModelRegistry, content: str, 
         registry.get(SYMBOL, "lstm")
     with pytest.raises(RegistryError, match="stages.json"):
         registry.promote(SYMBOL, "lstm", "v0001", "production")
+    with pytest.raises(RegistryError, match="stages.json"):
+        _create(registry, "lstm", "b")
+    assert [p.name for p in (registry.root / SYMBOL / "lstm").iterdir() if p.is_dir()] == ["v0001"]
+    assert list((registry.root / ".staging").iterdir()) == []
 
 
 def test_corrupt_latest_pointer_is_reported(registry: ModelRegistry) -> None:
