@@ -101,11 +101,12 @@ def metrics_table(metrics: dict[str, dict[int, dict]], title: str) -> Table:
 def run_guarded(action):
     """Turn the library's input errors into one clear line and exit code 1."""
     from atb.data import DataSourceError, DataValidationError
+    from atb.data.exchange import ExchangeDataError
     from atb.registry import RegistryError
 
     try:
         return action()
-    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ExchangeDataError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
 
 
@@ -130,7 +131,7 @@ def list_models() -> None:
 
 @app.command()
 def features(
-    symbol: str = "BTCUSDT",
+    symbol: Annotated[str, typer.Argument(help="Market symbol, e.g. BTCUSDT.")] = "BTCUSDT",
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -296,7 +297,7 @@ def show_training_result(report: dict, metrics: dict) -> None:
         f"{data['rows']} bars {data['span'][0][:10]} .. {data['span'][1][:10]}, "
         f"{len(report['history'])} epochs, fit {report['timings']['fit_s']:.1f} s"
     )
-    console.print(metrics_table(metrics, "Test metrics (RMSE/naive and MASE below 1 beat the naive forecast)"))
+    console.print(metrics_table(metrics, "Test metrics (RMSE/naive below 1 beats the naive forecast; compare MASE with the naive row)"))
     bt = report["backtest"]
     if "total_return" in bt:
         console.print(
@@ -307,6 +308,104 @@ def show_training_result(report: dict, metrics: dict) -> None:
     console.print(f"Registry version: {report['registry']['path']}")
     plots = [name for name, value in report["plots"].items() if value.endswith(".png")]
     console.print(f"Plots: {len(plots)} PNGs in {Path(report['registry']['path']) / 'plots'}")
+
+
+@train_app.command("production")
+def train_production_command(
+    crypto: Annotated[str, typer.Option("--crypto", help="Comma-separated symbols, e.g. BTC,ETH (BTC means BTCUSDT).")] = "BTC",
+    base_models: Annotated[Optional[str], typer.Option("--base-models", help="Comma-separated base model types.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per base model.")] = None,
+    no_ensemble: Annotated[bool, typer.Option("--no-ensemble", help="Train the base models only.")] = False,
+    tune: Annotated[bool, typer.Option("--tune", help="Optuna search per base model before training.")] = False,
+    tune_trials: Annotated[Optional[int], typer.Option("--tune-trials")] = None,
+    tune_timeout: Annotated[Optional[float], typer.Option("--tune-timeout", help="Seconds per study.")] = None,
+    tune_models: Annotated[Optional[str], typer.Option("--tune-models", help="Which base types to tune.")] = None,
+    tune_storage: Annotated[Optional[str], typer.Option("--tune-storage", help="SQLAlchemy URL of the Optuna storage.")] = None,
+    walk_forward: Annotated[bool, typer.Option("--walk-forward", help="Also run walk-forward validation per base model.")] = False,
+    wf_splits: Annotated[Optional[int], typer.Option("--wf-splits")] = None,
+    no_uncertainty: Annotated[bool, typer.Option("--no-uncertainty", help="No MC-dropout intervals.")] = False,
+    mc_samples: Annotated[Optional[int], typer.Option("--mc-samples")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option("--data", help="One file per symbol, in --crypto order.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow")] = False,
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI")] = None,
+) -> None:
+    """Base models -> regime-aware ensemble with uncertainty, per symbol."""
+    from atb.production import symbol_name, train_production
+
+    symbols = [symbol_name(c) for c in crypto.split(",") if c.strip()]
+    if data and len(data) != len(symbols):
+        fail(f"--data was given {len(data)} time(s) for {len(symbols)} symbol(s); give one file per symbol")
+
+    def action():
+        cfg = build_config(
+            config,
+            base_models=base_models,
+            epochs=epochs,
+            ensemble=False if no_ensemble else None,
+            tune=tune or None,
+            tune_trials=tune_trials,
+            tune_timeout=tune_timeout,
+            tune_models=tune_models,
+            tune_storage=tune_storage,
+            walk_forward=walk_forward or None,
+            wf_splits=wf_splits,
+            uncertainty=False if no_uncertainty else None,
+            mc_samples=mc_samples,
+            seed=seed,
+            device=device,
+            registry_dir=registry,
+            mlflow=False if no_mlflow else None,
+            tracking_uri=tracking_uri,
+        )
+        with ProgressView(cfg.epochs) as view:
+            return train_production(cfg, symbols, dict(zip(symbols, data or [])), on_event=view.handle)
+
+    results = run_guarded(action)
+    for result in results:
+        if result.error:
+            err_console.print(f"[bold red]{result.symbol} failed:[/] {result.error}")
+            continue
+        if result.metrics:
+            console.print(metrics_table(result.metrics, f"{result.symbol}: base models, ensembles and baselines on the test part"))
+        console.print(f"{result.symbol}: report and plots in {result.output_dir}" + (f"; ensemble {result.ensemble_version.ref}" if result.ensemble_version else ""))
+    if any(r.error for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def regimes(
+    symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+) -> None:
+    """Share of each market regime per split (thresholds fitted on the training part)."""
+    from atb.ensemble import REGIMES, RegimeDetector, regime_shares
+    from atb.pipeline import prepare_data
+
+    def action():
+        cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, None, False, None))
+        prepared = prepare_data(cfg)
+        close = prepared.candles.frame["close"]
+        ds = prepared.dataset
+        labels = RegimeDetector().fit(close, ds.train.origin_time[-1]).transform(close)
+        import pandas as pd
+
+        return {name: regime_shares(labels.loc[pd.DatetimeIndex(s.origin_time)]) for name, s in (("train", ds.train), ("val", ds.val), ("test", ds.test))}
+
+    shares = run_guarded(action)
+    table = Table(title=f"{symbol}: share of forecast origins per regime")
+    table.add_column("split")
+    for regime in REGIMES:
+        table.add_column(regime, justify="right")
+    for split, values in shares.items():
+        table.add_row(split, *(f"{values[r]:.1%}" for r in REGIMES))
+    console.print(table)
 
 
 @app.command()
@@ -325,13 +424,14 @@ def predict(
 ) -> None:
     """Forecast every horizon from the newest data with the production (else latest) model."""
     from atb.inference import Predictor
+    from atb.pipeline import load_market_data
 
     def action():
         cfg = build_config(
             None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None)
         )
         predictor = Predictor.from_registry(cfg.registry_dir, symbol, model_type=model_type, ref=version)
-        return predictor, predictor.forecast_from_config(cfg)
+        return predictor, predictor.forecast(load_market_data(cfg))
 
     predictor, forecast = run_guarded(action)
     if as_json:

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atb.config import TrainingConfig
 from atb.data import Candles
 from atb.dataset import FeatureTransform
 from atb.models import ForecastModel, load_model
-from atb.pipeline import FEATURES_FILE, MODEL_DIR, feature_matrix, load_market_data
+from atb.pipeline import FEATURES_FILE, MODEL_DIR, feature_matrix
 from atb.registry import ModelRegistry, ModelVersion, RegistryError
 
 
@@ -44,12 +43,15 @@ class Predictor:
         )
 
     @classmethod
-    def from_registry(
-        cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None
-    ) -> Predictor:
-        """The given version, else the type's production/latest, else the symbol's production/latest."""
+    def from_registry(cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None):
+        """The given version, else the type's production/latest, else the symbol's
+        production/latest; an ensemble version gives an EnsemblePredictor."""
         version = resolve_version(ModelRegistry(Path(root)), symbol, model_type, ref)
-        return cls.from_directory(version.path, name=f"{version.symbol}/{version.model_type}/{version.version}")
+        if version.metadata.get("kind") == "ensemble":
+            from atb.ensemble.artifact import EnsemblePredictor
+
+            return EnsemblePredictor.from_directory(version.path, name=version.ref)
+        return cls.from_directory(version.path, name=version.ref)
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -85,9 +87,6 @@ class Predictor:
                 for h, price in zip(self.horizons, prices)
             ],
         }
-
-    def forecast_from_config(self, config: TrainingConfig) -> dict:
-        return self.forecast(load_market_data(config))
 
 
 def resolve_version(registry: ModelRegistry, symbol: str, model_type: str | None, ref: str | None) -> ModelVersion:

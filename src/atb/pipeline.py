@@ -293,11 +293,15 @@ def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.
 
 
 def train_model(
-    config: TrainingConfig, on_event: EventHandler | None = None, candles: Candles | None = None
+    config: TrainingConfig,
+    on_event: EventHandler | None = None,
+    candles: Candles | None = None,
+    prepared: PreparedData | None = None,
 ) -> TrainingResult:
     """Train one model end to end and store it as a new registry version.
 
-    `candles` (already validated) replace the configured source when given.
+    `candles` (already validated) replace the configured source; `prepared`
+    (candles, features and dataset built for this config) skips those steps.
     """
     emit = on_event or (lambda kind, payload: None)
     started = time.perf_counter()
@@ -306,13 +310,14 @@ def train_model(
     def stage(name: str) -> None:
         emit("stage", {"name": name})
 
-    stage("data")
     tic = time.perf_counter()
-    candles = candles if candles is not None else load_market_data(config)
-    for line in candles.report.messages():
-        emit("message", {"text": line})
-    stage("features")
-    prepared = prepare_data(config, candles)
+    if prepared is None:
+        stage("data")
+        candles = candles if candles is not None else load_market_data(config)
+        for line in candles.report.messages():
+            emit("message", {"text": line})
+        stage("features")
+        prepared = prepare_data(config, candles)
     dataset = prepared.dataset
     timings["data_and_features_s"] = time.perf_counter() - tic
 
