@@ -33,6 +33,6 @@ def features(bars: Bars) -> dict[str, pd.Series]:
     return out
 
 
-def _cycle(name: str, position, period, index: pd.DatetimeIndex) -> dict[str, pd.Series]:
+def _cycle(name: str, position: pd.Index, period: float | pd.Index, index: pd.DatetimeIndex) -> dict[str, pd.Series]:
     angle = 2.0 * np.pi * np.asarray(position, dtype="float64") / np.asarray(period, dtype="float64")
     return {f"{name}_sin": pd.Series(np.sin(angle), index=index), f"{name}_cos": pd.Series(np.cos(angle), index=index)}

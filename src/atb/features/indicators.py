@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from atb.data.validate import infer_bar_duration
+from atb.data.validate import OHLCV_COLUMNS, infer_bar_duration
 from atb.features import (
     calendar,
     momentum,
@@ -32,9 +32,8 @@ from atb.features.primitives import Bars
 
 logger = logging.getLogger(__name__)
 
-# Longest warm-up: the 5-bar slope of SMA200 is first defined at bar 204 (0-based).
+# SMA200 is defined from bar 199 (0-based) and its 5-bar slope from bar 204: 204 rows may hold NaN.
 WARMUP_BARS = 204
-OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 _CATEGORY_MODULES = {
     "price": price,
     "moving_average": moving_average,

@@ -53,9 +53,9 @@ def features(bars: Bars) -> dict[str, pd.Series]:
     out[f"plus_di_{ADX_WINDOW}"] = plus_di
     out[f"minus_di_{ADX_WINDOW}"] = minus_di
     out[f"adx_{ADX_WINDOW}"] = adx
-    window = AROON_WINDOW + 1  # Aroon looks at the current bar and the `AROON_WINDOW` before it
-    out[f"aroon_up_{AROON_WINDOW}"] = 100.0 * (1.0 - bars_since_max(bars.high, window) / AROON_WINDOW)
-    out[f"aroon_down_{AROON_WINDOW}"] = 100.0 * (1.0 - bars_since_min(bars.low, window) / AROON_WINDOW)
+    aroon_bars = AROON_WINDOW + 1  # the current bar and the `AROON_WINDOW` before it
+    out[f"aroon_up_{AROON_WINDOW}"] = 100.0 * (1.0 - bars_since_max(bars.high, aroon_bars) / AROON_WINDOW)
+    out[f"aroon_down_{AROON_WINDOW}"] = 100.0 * (1.0 - bars_since_min(bars.low, aroon_bars) / AROON_WINDOW)
     out[f"cmo_{CMO_WINDOW}"] = _chande_momentum(close, CMO_WINDOW)
     out["ultimate_oscillator"] = _ultimate_oscillator(bars)
     out["tsi"] = _true_strength_index(close)

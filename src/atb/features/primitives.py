@@ -9,6 +9,7 @@ Values stay NaN until a window is full, so the warm-up is visible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,16 +36,16 @@ class Bars:
     def index(self) -> pd.DatetimeIndex:
         return self.close.index
 
-    @property
+    @cached_property
     def log_return(self) -> pd.Series:
         """log(close[t] / close[t-1]); NaN at the first bar."""
         return np.log(self.close).diff()
 
-    @property
+    @cached_property
     def typical_price(self) -> pd.Series:
         return (self.high + self.low + self.close) / 3.0
 
-    @property
+    @cached_property
     def true_range(self) -> pd.Series:
         """max(high, previous close) - min(low, previous close); NaN at the first bar."""
         previous_close = self.close.shift(1)
