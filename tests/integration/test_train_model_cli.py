@@ -1,0 +1,108 @@
+"""`atb train model` end to end on the bundled sample, then `atb predict` and the Python API."""
+
+import json
+import math
+
+import pytest
+from conftest import png_ok
+from typer.testing import CliRunner
+
+from atb.cli import app
+from atb.evaluation.metrics import METRIC_KEYS
+
+runner = CliRunner()
+HORIZONS = (1, 7, 30)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = runner.invoke(app, ["train", "model", "BTCUSDT", "--model-type", "lstm", "--epochs", "2"])
+        assert result.exit_code == 0, result.output
+        predicted = runner.invoke(app, ["predict", "BTCUSDT", "--json"])
+        assert predicted.exit_code == 0, predicted.output
+    version = root / "models" / "BTCUSDT" / "lstm" / "v0001"
+    return root, version, result.output, json.loads(predicted.stdout)
+
+
+def test_version_directory_is_complete(trained):
+    _, version, output, _ = trained
+    for name in ("metadata.json", "transform.json", "features.json", "training_report.json", "model/params.json", "model/weights.safetensors"):
+        assert (version / name).is_file(), name
+    assert "Test metrics" in output and "naive" in output and "drift" in output
+
+
+def test_report_has_every_protocol_metric_for_model_and_baselines(trained):
+    _, version, _, _ = trained
+    report = json.loads((version / "training_report.json").read_text())
+    assert set(report["metrics"]) == {"lstm", "naive", "drift"}
+    for name, per_h in report["metrics"].items():
+        assert sorted(int(h) for h in per_h) == list(HORIZONS)
+        for metrics in per_h.values():
+            assert set(METRIC_KEYS) <= set(metrics)
+            assert metrics["n"] > 300
+    naive = report["metrics"]["naive"]
+    assert all(math.isclose(naive[str(h)]["rmse_ratio"], 1.0) for h in HORIZONS)
+    assert len(report["history"]) == 2
+    for key in ("config", "data", "features", "backtest", "timings", "environment", "seed"):
+        assert key in report
+    assert report["data"]["sha256"] and len(report["features"]["selected"]) == 60
+
+
+def test_applicable_plots_are_valid_images(trained):
+    _, version, _, _ = trained
+    report = json.loads((version / "training_report.json").read_text())
+    written = [name for name, value in report["plots"].items() if value.endswith(".png")]
+    assert set(written) >= {"loss_curves", "metrics_progression", "learning_rates", "feature_importance", "model_comparison",
+                            "predictions_vs_actual", "residual_analysis", "training_summary"}
+    for name in written:
+        assert png_ok(version / "plots" / f"{name}.png"), name
+    assert report["plots"]["attention_heatmap"].startswith("not written")
+    assert not (version / "plots" / "attention_heatmap.png").exists()
+
+
+def test_mlflow_run_matches_the_report(trained):
+    from mlflow.tracking import MlflowClient
+
+    root, version, _, _ = trained
+    metadata = json.loads((version / "metadata.json").read_text())
+    report = json.loads((version / "training_report.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'training_output' / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(metadata["mlflow_run_id"])
+    logged = run.data.metrics
+    for h in HORIZONS:
+        for key in ("rmse", "rmse_ratio", "mase", "directional_accuracy"):
+            expected = report["metrics"]["lstm"][str(h)][key]
+            assert logged[f"test.lstm.h{h}.{key}"] == pytest.approx(expected, rel=1e-9)
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+
+
+def test_predict_returns_one_forecast_per_horizon_like_the_python_api(trained):
+    root, version, _, forecast = trained
+    assert [row["horizon"] for row in forecast["horizons"]] == list(HORIZONS)
+    assert forecast["origin_time"].startswith("2025-08-25")
+    from atb import Forecaster
+    from atb.config import TrainingConfig
+
+    api = Forecaster.load("BTCUSDT", registry_dir=root / "models")
+    same = api.predict()
+    assert [row["forecast"] for row in same["horizons"]] == pytest.approx([row["forecast"] for row in forecast["horizons"]], rel=1e-12)
+    assert all(row["forecast"] > 0 for row in same["horizons"])
+    assert TrainingConfig().horizons == HORIZONS
+
+
+def test_models_commands(trained):
+    root, _, _, _ = trained
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        listed = runner.invoke(app, ["models", "list"])
+        assert listed.exit_code == 0 and "v0001" in listed.output
+        shown = runner.invoke(app, ["models", "show", "BTCUSDT", "lstm", "v0001"])
+        assert shown.exit_code == 0 and "rmse" in shown.output.lower()
+        promoted = runner.invoke(app, ["models", "promote", "BTCUSDT", "lstm", "v0001", "production"])
+        assert promoted.exit_code == 0, promoted.output
+        compared = runner.invoke(app, ["models", "compare", "BTCUSDT"])
+        assert compared.exit_code == 0, compared.output
