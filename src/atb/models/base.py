@@ -1,0 +1,249 @@
+"""The one interface every forecasting model implements, neural or not.
+
+A model is built from `(input_shape, horizons, variant, **overrides)`, where a
+variant is a named set of hyperparameters and an override replaces one of them.
+The constructor only stores these; `fit` sets the learned state (names ending in
+`_`). Capabilities are class attributes and are checked in one place,
+`require_capability`, so a caller asks a model what it can do instead of
+catching errors.
+
+On disk a model is a directory: `params.json` (everything needed to rebuild it)
+plus its own weights files; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import NotFittedError
+
+from atb.dataset import Split
+from atb.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from atb.training.trainer import FitSettings
+
+PARAMS_FILE = "params.json"
+FORMAT_VERSION = 1
+
+CAPABILITIES = ("is_neural", "supports_mc_dropout", "has_attention", "onnx_exportable", "has_feature_importance")
+
+
+class ModelFileError(ValueError):
+    """A saved model file is missing, unreadable or does not match its parameters."""
+
+
+class CapabilityError(TypeError):
+    """The model type does not offer the requested capability."""
+
+
+class ForecastModel(ABC):
+    """Multi-horizon forecaster: windows `(n, lookback, n_features)` -> `(n, H)`.
+
+    Subclasses set `model_type`, `description`, `variants` (name -> hyperparameters,
+    with a "default" entry whose keys are the valid override names) and the
+    capability flags they have.
+    """
+
+    model_type: ClassVar[str]
+    description: ClassVar[str]
+    variants: ClassVar[dict[str, dict[str, Any]]]
+
+    is_neural: ClassVar[bool] = False
+    supports_mc_dropout: ClassVar[bool] = False
+    has_attention: ClassVar[bool] = False
+    onnx_exportable: ClassVar[bool] = False
+    has_feature_importance: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int],
+        horizons: tuple[int, ...] = (1, 7, 30),
+        variant: str = "default",
+        **overrides: Any,
+    ):
+        self.input_shape = tuple(input_shape)
+        self.horizons = tuple(horizons)
+        self.variant = variant
+        self.overrides = dict(overrides)
+
+    # ----------------------------------------------------------------- interface
+    @abstractmethod
+    def fit(
+        self,
+        train: Split,
+        val: Split,
+        settings: FitSettings | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> list[dict]:
+        """Learn from `train`, use `val` for early stopping; return (and keep as
+        `history_`) one dict per epoch: epoch, loss, val_loss, lr, seconds, val_mae_h{h}."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Point forecasts `(n, H)` float64 in target space."""
+
+    def predict_samples(self, X: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
+        """`(n_samples, n, H)` draws from the predictive distribution (MC dropout)."""
+        self.require_capability("supports_mc_dropout")
+        raise NotImplementedError
+
+    def attention_weights(self, X: np.ndarray) -> np.ndarray:
+        """Attention mass per timestep of the window `(n, lookback)`."""
+        self.require_capability("has_attention")
+        raise NotImplementedError
+
+    def feature_importance(self, feature_names: list[str]) -> pd.Series:
+        """Importance per input column "feature@t-k", sorted descending."""
+        self.require_capability("has_feature_importance")
+        raise NotImplementedError
+
+    def n_parameters(self) -> int | None:
+        """Number of trainable parameters, where that number means something."""
+        return None
+
+    # ------------------------------------------------------------ hyperparameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments: `create_model(**model.get_params())` builds an unfitted twin."""
+        return {
+            "model_type": self.model_type,
+            "input_shape": list(self.input_shape),
+            "horizons": list(self.horizons),
+            "variant": self.variant,
+            "overrides": dict(self.overrides),
+        }
+
+    def clone(self) -> ForecastModel:
+        """An unfitted model with the same parameters."""
+        return type(self)(self.input_shape, self.horizons, self.variant, **self.overrides)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The variant's hyperparameters with the overrides applied (validated)."""
+        check_choice(f"{self.model_type} variant", self.variant, self.variants)
+        valid = self.variants["default"]
+        unknown = sorted(set(self.overrides) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown {self.model_type} override(s) {unknown}; valid names: {sorted(valid)}"
+            )
+        return {**self.variants[self.variant], **self.overrides}
+
+    def training_defaults(self) -> dict[str, Any]:
+        """Training settings the model declares for itself (saved in params.json)."""
+        return {}
+
+    def require_capability(self, flag: str) -> None:
+        """Raise CapabilityError unless this model type has capability `flag`."""
+        if flag not in CAPABILITIES:
+            raise ValueError(f"unknown capability {flag!r}; valid: {list(CAPABILITIES)}")
+        if not getattr(self, flag):
+            raise CapabilityError(f"model type {self.model_type!r} does not have capability {flag!r}")
+
+    # ----------------------------------------------------------------- fitted state
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "history_")
+
+    def check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.model_type} model is not fitted yet; call fit() or load_model() first")
+
+    def check_windows(self, X: np.ndarray, where: str) -> np.ndarray:
+        """`X` as a float32 array `(n, lookback, n_features)` matching `input_shape`."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 3 or X.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"{self.model_type}.{where}: windows must have shape (n, {self.input_shape[0]}, "
+                f"{self.input_shape[1]}), got {X.shape}"
+            )
+        return X
+
+    def check_split(self, split: Split, name: str) -> None:
+        """Refuse a split whose shapes do not match the model or that holds non-finite values."""
+        self.check_windows(split.X, f"fit({name})")
+        if split.y.shape != (len(split.X), len(self.horizons)):
+            raise ValueError(
+                f"{self.model_type}.fit: {name}.y must have shape ({len(split.X)}, {len(self.horizons)}) "
+                f"for horizons {self.horizons}, got {split.y.shape}"
+            )
+        if len(split) == 0:
+            raise ValueError(f"{self.model_type}.fit: {name} split is empty")
+        if not (np.isfinite(split.X).all() and np.isfinite(split.y).all()):
+            raise ValueError(f"{self.model_type}.fit: {name} holds NaN or infinite values")
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write the model's files, then `params.json` last (its presence marks a complete save)."""
+        self.check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._write_state(directory)
+        atomic_write_json(directory / PARAMS_FILE, {
+            "format_version": FORMAT_VERSION,
+            **self.get_params(),
+            "hyperparameters": self.hyperparameters(),
+            "training_defaults": self.training_defaults(),
+            "fitted": {"history": self.history_, **self._fitted_values()},
+        })
+        return directory
+
+    @classmethod
+    def from_saved(cls, directory: Path, params: dict[str, Any]) -> ForecastModel:
+        """Rebuild a model saved by `save` from its directory and parsed params.json."""
+        model = cls(
+            tuple(params["input_shape"]), tuple(params["horizons"]), params["variant"], **params["overrides"]
+        )
+        fitted = params.get("fitted", {})
+        model._read_state(Path(directory), fitted)
+        model.history_ = list(fitted.get("history", []))
+        return model
+
+    @abstractmethod
+    def _write_state(self, directory: Path) -> None:
+        """Write learned weights (not params.json) into `directory`, atomically."""
+
+    @abstractmethod
+    def _read_state(self, directory: Path, fitted: dict[str, Any]) -> None:
+        """Restore learned state from `directory` and the `fitted` values of params.json."""
+
+    def _fitted_values(self) -> dict[str, Any]:
+        """Small learned values kept in params.json (JSON-ready)."""
+        return {}
+
+    def __repr__(self) -> str:
+        extra = f", {self.overrides}" if self.overrides else ""
+        return f"{type(self).__name__}({self.model_type!r}, variant={self.variant!r}{extra})"
+
+
+def check_choice(what: str, value: str, valid: dict | tuple | list) -> None:
+    """Raise ValueError naming `what` and the valid values unless `value` is one of them."""
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {sorted(valid)}")
+
+
+def read_params(directory: str | Path) -> dict[str, Any]:
+    """Parse `directory/params.json`, refusing a missing or corrupt file with its path."""
+    path = Path(directory) / PARAMS_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist: not a saved model directory")
+    try:
+        params = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{path} must hold a JSON object")
+    missing = [k for k in ("model_type", "input_shape", "horizons", "variant", "overrides") if k not in params]
+    if missing:
+        raise ModelFileError(f"{path} lacks required field(s) {missing}")
+    return params
+
+
+def horizon_mae(y_true: np.ndarray, y_pred: np.ndarray, horizons: tuple[int, ...]) -> dict[str, float]:
+    """`{"val_mae_h{h}": MAE}` per horizon, in target space."""
+    errors = np.abs(np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)).mean(axis=0)
+    return {f"val_mae_h{h}": float(e) for h, e in zip(horizons, errors)}

@@ -1,0 +1,213 @@
+"""Gradient-boosted trees on the flattened window, one booster per horizon.
+
+A window `(lookback, n_features)` becomes one row of lookback * n_features
+columns; column `t * n_features + f` is feature f at window position t, i.e.
+lag k = lookback - 1 - t bars before the forecast origin ("feature@t-k").
+The training data is binned once and shared by the per-horizon boosters; each
+stops early on its validation MAE (l1).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from atb.dataset import Split
+from atb.io import atomic_write_text
+from atb.models.base import ForecastModel, ModelFileError
+from atb.training.trainer import FitSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_N_JOBS = 2
+SINGLE_THREAD_ROWS = 256  # predictions on fewer rows run on one thread (no OpenMP start-up)
+LAG_SEPARATOR = "@t-"
+
+_COMMON = {
+    "feature_fraction": 0.85,
+    "bagging_fraction": 0.8,
+    "min_child_samples": 20,
+    "reg_alpha": 0.1,
+    "reg_lambda": 0.1,
+    "early_stopping_rounds": 50,
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lightweight": {"n_estimators": 300, "num_leaves": 31, "max_depth": 6, "learning_rate": 0.05, **_COMMON},
+    "default": {"n_estimators": 1000, "num_leaves": 127, "max_depth": 8, "learning_rate": 0.03, **_COMMON},
+    "deep": {"n_estimators": 2000, "num_leaves": 255, "max_depth": 10, "learning_rate": 0.02, **_COMMON},
+}
+
+
+class LightGBMModel(ForecastModel):
+    """LightGBM regression per horizon; learned state `boosters_` (one per horizon),
+    `best_iterations_`, `history_` (one row per boosting round)."""
+
+    model_type = "lightgbm"
+    description = "Gradient-boosted trees (LightGBM) on the flattened window, one model per horizon."
+    variants = VARIANTS
+    has_feature_importance = True
+
+    def fit(
+        self,
+        train: Split,
+        val: Split,
+        settings: FitSettings | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> list[dict]:
+        """Boost each horizon until validation MAE stops improving for
+        `early_stopping_rounds`; `on_epoch` is called with each round's history row
+        once all horizons are done. FitSettings.device is ignored (CPU trees)."""
+        settings = settings or FitSettings()
+        self.check_split(train, "train")
+        self.check_split(val, "val")
+        hp = self.hyperparameters()
+        self.n_jobs_ = settings.n_jobs or DEFAULT_N_JOBS
+        params = _booster_params(hp, settings.seed, self.n_jobs_)
+        y_train, y_val = _label_columns(train.y), _label_columns(val.y)
+        train_set = lgb.Dataset(flatten(train.X), y_train[0], params=params, free_raw_data=False).construct()
+        val_set = lgb.Dataset(flatten(val.X), y_val[0], reference=train_set, free_raw_data=False).construct()
+        started = time.perf_counter()
+        self.boosters_, self.best_iterations_, curves = [], [], []
+        for j, horizon in enumerate(self.horizons):
+            train_set.set_label(y_train[j])
+            val_set.set_label(y_val[j])
+            evaluations: dict = {}
+            booster = lgb.train(
+                params, train_set, num_boost_round=hp["n_estimators"],
+                valid_sets=[train_set, val_set], valid_names=["train", "val"],
+                callbacks=[lgb.early_stopping(hp["early_stopping_rounds"], verbose=False),
+                           lgb.record_evaluation(evaluations)],
+            )
+            self.boosters_.append(booster)
+            self.best_iterations_.append(int(booster.best_iteration) or booster.current_iteration())
+            curves.append((evaluations["train"]["l1"], evaluations["val"]["l1"]))
+            logger.info("lightgbm h=%d: best iteration %d of %d", horizon, self.best_iterations_[-1], len(curves[-1][1]))
+        self.history_ = _round_history(curves, self.horizons, hp["learning_rate"], time.perf_counter() - started)
+        if on_epoch is not None:
+            for row in self.history_:
+                on_epoch(row)
+        return self.history_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        rows = flatten(self.check_windows(X, "predict"))
+        threads = 1 if len(rows) < SINGLE_THREAD_ROWS else self.n_jobs_
+        return np.column_stack([
+            booster.predict(rows, num_iteration=best, num_threads=threads)
+            for booster, best in zip(self.boosters_, self.best_iterations_)
+        ]).astype(np.float64, copy=False)
+
+    def feature_importance(self, feature_names: list[str]) -> pd.Series:
+        """Total gain per input column "feature@t-k" summed over horizons, descending."""
+        self.check_fitted()
+        lookback, n_features = self.input_shape
+        if len(feature_names) != n_features:
+            raise ValueError(f"feature_names has {len(feature_names)} names; the model was fitted on {n_features} features")
+        gain = sum(
+            booster.feature_importance("gain", iteration=best)
+            for booster, best in zip(self.boosters_, self.best_iterations_)
+        )
+        names = [f"{name}{LAG_SEPARATOR}{lookback - 1 - t}" for t in range(lookback) for name in feature_names]
+        return pd.Series(gain, index=names, name="gain").sort_values(ascending=False, kind="stable")
+
+    def n_parameters(self) -> int:
+        """Leaf values over all trees used for prediction."""
+        self.check_fitted()
+        return sum(
+            sum(tree["num_leaves"] for tree in booster.dump_model(num_iteration=best)["tree_info"])
+            for booster, best in zip(self.boosters_, self.best_iterations_)
+        )
+
+    def _write_state(self, directory: Path) -> None:
+        for horizon, booster, best in zip(self.horizons, self.boosters_, self.best_iterations_):
+            atomic_write_text(directory / _model_file(horizon), booster.model_to_string(num_iteration=best))
+
+    def _read_state(self, directory: Path, fitted: dict[str, Any]) -> None:
+        self.boosters_ = [_read_booster(directory / _model_file(h), self.input_shape) for h in self.horizons]
+        self.best_iterations_ = [booster.current_iteration() for booster in self.boosters_]
+        self.n_jobs_ = int(fitted.get("n_jobs", DEFAULT_N_JOBS))
+
+    def _fitted_values(self) -> dict[str, Any]:
+        return {"best_iterations": self.best_iterations_, "n_jobs": self.n_jobs_}
+
+
+def flatten(X: np.ndarray) -> np.ndarray:
+    """Windows `(n, lookback, n_features)` -> rows `(n, lookback * n_features)` (no copy when contiguous)."""
+    return np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1)
+
+
+def importance_by_feature(importance: pd.Series) -> pd.Series:
+    """Sum a "feature@t-k" importance over lags: one value per original feature, descending."""
+    features = importance.index.str.rsplit(LAG_SEPARATOR, n=1).str[0]
+    return importance.groupby(features).sum().sort_values(ascending=False, kind="stable")
+
+
+def _label_columns(y: np.ndarray) -> np.ndarray:
+    """Targets `(n, H)` as H contiguous float64 label columns."""
+    return np.ascontiguousarray(np.asarray(y, dtype=np.float64).T)
+
+
+def _booster_params(hp: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any]:
+    return {
+        "objective": "regression",
+        "metric": "l1",
+        "learning_rate": hp["learning_rate"],
+        "num_leaves": hp["num_leaves"],
+        "max_depth": hp["max_depth"],
+        "feature_fraction": hp["feature_fraction"],
+        "bagging_fraction": hp["bagging_fraction"],
+        "bagging_freq": 1,
+        "min_child_samples": hp["min_child_samples"],
+        "lambda_l1": hp["reg_alpha"],
+        "lambda_l2": hp["reg_lambda"],
+        "seed": seed,
+        "num_threads": n_jobs,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbosity": -1,
+    }
+
+
+def _round_history(curves: list[tuple[list, list]], horizons: tuple[int, ...], lr: float, seconds: float) -> list[dict]:
+    """One row per boosting round: train/val MAE averaged over horizons. A horizon
+    that stopped earlier keeps its last value; `seconds` is the mean per round."""
+    n_rounds = max(len(val) for _, val in curves)
+
+    def at(curve: list, r: int) -> float:
+        return float(curve[min(r, len(curve) - 1)])
+
+    rows = []
+    for r in range(n_rounds):
+        val_mae = {f"val_mae_h{h}": at(val, r) for h, (_, val) in zip(horizons, curves)}
+        rows.append({
+            "epoch": r + 1,
+            "loss": float(np.mean([at(train, r) for train, _ in curves])),
+            "val_loss": float(np.mean(list(val_mae.values()))),
+            "lr": lr,
+            "seconds": seconds / n_rounds,
+            **val_mae,
+        })
+    return rows
+
+
+def _model_file(horizon: int) -> str:
+    return f"model_h{horizon}.txt"
+
+
+def _read_booster(path: Path, input_shape: tuple[int, int]) -> lgb.Booster:
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist: the saved lightgbm model lacks this horizon's trees")
+    try:
+        booster = lgb.Booster(model_str=path.read_text())
+    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is not a readable LightGBM model: {exc}") from exc
+    expected = input_shape[0] * input_shape[1]
+    if booster.num_feature() != expected:
+        raise ModelFileError(f"{path} expects {booster.num_feature()} columns, the model's window has {expected}")
+    return booster

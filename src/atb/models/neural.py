@@ -1,0 +1,201 @@
+"""ForecastModel for any torch network `[batch, lookback, features] -> [batch, horizons]`.
+
+The network learns standardised targets: it is wrapped in `TargetScaledNetwork`,
+whose fixed output layer maps back to target space with the training targets'
+mean and std. Prediction, MC dropout and ONNX export all use that one module,
+so every output is in target space without a separate scaler to keep in step.
+
+`neural_model_class` turns a network class, its variants and its description
+into a registered model type (see `atb.models.factory`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from atb.dataset import Split
+from atb.io import atomic_write_bytes
+from atb.models.base import ForecastModel, ModelFileError
+from atb.training.trainer import TRAINING_DEFAULTS, FitSettings, seed_everything, train_network
+
+WEIGHTS_FILE = "weights.safetensors"
+PREDICT_BATCH_SIZE = 4096  # windows per forward pass in predict / predict_samples
+
+
+class TargetScaledNetwork(nn.Module):
+    """`network(x) * scale + mean`: a network trained on standardised targets,
+    answering in target space. `mean` and `scale` are buffers saved with the weights."""
+
+    def __init__(self, network: nn.Module, n_horizons: int):
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.zeros(n_horizons))
+        self.register_buffer("scale", torch.ones(n_horizons))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x) * self.scale + self.mean
+
+
+class NeuralForecastModel(ForecastModel):
+    """Trains `network_class` with `atb.training.trainer`; learned state: `network_`
+    (a TargetScaledNetwork in eval mode), `history_`, `best_epoch_`."""
+
+    network_class: type[nn.Module]
+    is_neural = True
+    supports_mc_dropout = True
+    onnx_exportable = True
+
+    def build_network(self) -> nn.Module:
+        """A freshly initialised network for this model's shape and hyperparameters."""
+        lookback, n_features = self.input_shape
+        return self.network_class(n_features, lookback, len(self.horizons), **self.hyperparameters())
+
+    def training_defaults(self) -> dict[str, Any]:
+        return {**TRAINING_DEFAULTS, **getattr(self.network_class, "training_defaults", {})}
+
+    def fit(
+        self,
+        train: Split,
+        val: Split,
+        settings: FitSettings | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> list[dict]:
+        settings = settings or FitSettings()
+        self.check_split(train, "train")
+        self.check_split(val, "val")
+        seed_everything(settings.seed)
+        network = TargetScaledNetwork(self.build_network(), len(self.horizons))
+        mean, scale = target_statistics(train.y)
+        network.mean.copy_(torch.from_numpy(mean))
+        network.scale.copy_(torch.from_numpy(scale))
+        result = train_network(
+            network, train, val, settings,
+            horizons=self.horizons,
+            training_defaults=getattr(self.network_class, "training_defaults", {}),
+            target_scale=scale,
+            on_epoch=on_epoch,
+        )
+        self.network_ = network
+        self.best_epoch_ = result.best_epoch
+        self.history_ = result.history
+        return self.history_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        return self._forward_numpy(self.network_, self.check_windows(X, "predict"))
+
+    def predict_samples(self, X: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
+        """MC dropout: dropout layers sample, everything else stays in eval mode.
+
+        The `n_samples` passes run as one batched forward over the input repeated
+        `n_samples` times (split into chunks only when that exceeds
+        PREDICT_BATCH_SIZE windows); the global RNG is left as it was.
+        """
+        self.require_capability("supports_mc_dropout")
+        self.check_fitted()
+        X = self.check_windows(X, "predict_samples")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        dropouts = [m for m in self.network_.modules() if isinstance(m, nn.Dropout)]
+        if not dropouts:
+            raise ValueError(f"{self.model_type} network has no dropout layers to sample from")
+        devices = [self.device] if self.device.type == "cuda" else []
+        per_chunk = max(1, PREDICT_BATCH_SIZE // n_samples)
+        try:
+            for module in dropouts:
+                module.train()
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                chunks = [self._sample_chunk(X[i:i + per_chunk], n_samples) for i in range(0, len(X), per_chunk)]
+        finally:
+            for module in dropouts:
+                module.eval()
+        return np.concatenate(chunks, axis=1)
+
+    def attention_weights(self, X: np.ndarray) -> np.ndarray:
+        self.require_capability("has_attention")
+        self.check_fitted()
+        return self._forward_numpy(self.network_.network.attention_weights, self.check_windows(X, "attention_weights"))
+
+    def n_parameters(self) -> int:
+        network = self.network_.network if self.is_fitted else self.build_network()
+        return sum(p.numel() for p in network.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return self.network_.mean.device
+
+    def to(self, device: str | torch.device) -> NeuralForecastModel:
+        """Move the fitted network (e.g. to "cpu" for serving); returns self."""
+        self.check_fitted()
+        self.network_.to(device)
+        return self
+
+    # ------------------------------------------------------------------ internals
+    def _sample_chunk(self, X: np.ndarray, n_samples: int) -> np.ndarray:
+        repeated = np.broadcast_to(X, (n_samples, *X.shape)).reshape(-1, *X.shape[1:])
+        out = self._forward_numpy(self.network_, repeated)
+        return out.reshape(n_samples, len(X), -1)
+
+    def _forward_numpy(self, function: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
+        """Apply `function` in inference mode, in chunks, returning float64 NumPy."""
+        with torch.inference_mode():
+            outputs = [
+                function(torch.from_numpy(np.ascontiguousarray(X[i:i + PREDICT_BATCH_SIZE])).to(self.device))
+                for i in range(0, len(X), PREDICT_BATCH_SIZE)
+            ]
+        return torch.cat(outputs).to("cpu", torch.float64).numpy()
+
+    def _write_state(self, directory: Path) -> None:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.network_.state_dict().items()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors.torch.save(state))
+
+    def _read_state(self, directory: Path, fitted: dict[str, Any]) -> None:
+        path = directory / WEIGHTS_FILE
+        if not path.is_file():
+            raise ModelFileError(f"{path} does not exist: the saved {self.model_type} model has no weights")
+        network = TargetScaledNetwork(self.build_network(), len(self.horizons))
+        try:
+            state = safetensors.torch.load(path.read_bytes())
+            network.load_state_dict(state, strict=True)
+        except (safetensors.SafetensorError, RuntimeError) as exc:
+            raise ModelFileError(f"{path} cannot be loaded into a {self.model_type} network: {exc}") from exc
+        self.network_ = network.eval()
+        self.best_epoch_ = int(fitted.get("best_epoch", 0))
+
+    def _fitted_values(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch_}
+
+
+def target_statistics(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-horizon mean and std of training targets (std 1 where a column is constant)."""
+    y = np.asarray(y, dtype=np.float64)
+    mean, std = y.mean(axis=0), y.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def neural_model_class(
+    model_type: str, network_class: type[nn.Module], variants: dict[str, dict], description: str
+) -> type[NeuralForecastModel]:
+    """A NeuralForecastModel subclass for one architecture; attention support is
+    read from the network (`attention_weights` method)."""
+    return type(
+        network_class.__name__.removesuffix("Network") + "Model",
+        (NeuralForecastModel,),
+        {
+            "model_type": model_type,
+            "description": description,
+            "variants": variants,
+            "network_class": network_class,
+            "has_attention": hasattr(network_class, "attention_weights"),
+            "__module__": __name__,
+        },
+    )

@@ -1,0 +1,434 @@
+"""Train a network `[batch, lookback, features] -> [batch, horizons]` on in-memory windows.
+
+The whole training set lives on the device as two tensors; each epoch shuffles
+an index permutation drawn from a seeded generator and slices mini-batches from
+it (no DataLoader, no worker processes, no host-to-device copy per batch).
+
+Per epoch: train, validate in inference mode, keep the best weights (and write
+them to `checkpoint_dir/best.safetensors`), stop after `patience` epochs without
+improvement, restore the best weights. Ctrl-C ends training the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+
+from atb.dataset import Split
+from atb.io import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "best.safetensors"
+OPTIMIZERS = ("adam", "adamw")
+LOSSES = ("huber", "mse")
+HORIZON_WEIGHTINGS = ("equal", "inv_sqrt")
+DEFAULT_LEARNING_RATE = 1e-3
+EVAL_BATCH_SIZE = 1024
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capturing a CUDA graph
+
+# Settings a network may declare in its `training_defaults` class attribute.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "learning_rate": None,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "loss": "huber",
+    "horizon_weighting": "equal",
+    "grad_clip": 1.0,
+    "warmup_steps": None,
+    "batch_size": None,
+}
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit, as opposed to what to fit (the model's hyperparameters).
+
+    `learning_rate`, `loss` and `batch_size` set to None fall back to the
+    network's `training_defaults`. `n_jobs` is the thread count of models that
+    train on CPU threads (LightGBM); None lets each model pick.
+    """
+
+    epochs: int = 100
+    batch_size: int | None = 64
+    patience: int = 10
+    device: str = "auto"
+    seed: int = 42
+    mixed_precision: bool = False
+    cuda_graphs: bool = False
+    checkpoint_dir: Path | None = None
+    learning_rate: float | None = None
+    loss: str | None = None
+    min_delta: float = 0.0
+    n_jobs: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, **changes: Any) -> FitSettings:
+        """Settings from a `TrainingConfig` (fields of the same name), plus `changes`."""
+        names = {f.name for f in fields(cls)}
+        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
+        return cls(**{**values, **changes})
+
+
+class TrainingResult(NamedTuple):
+    history: list[dict]
+    best_state: dict[str, torch.Tensor]  # CPU copies of the best weights
+    best_epoch: int
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Training settings after merging FitSettings over the network's own defaults."""
+
+    learning_rate: float
+    optimizer: str
+    weight_decay: float
+    loss: str
+    horizon_weighting: str
+    grad_clip: float | None
+    warmup_steps: int | None
+    batch_size: int
+
+    @classmethod
+    def resolve(cls, declared: dict[str, Any] | None, settings: FitSettings, d_model: int | None = None) -> TrainingPlan:
+        """Settings win over declared defaults, which win over TRAINING_DEFAULTS.
+
+        Learning rate when none is given: with warmup_steps, the Noam peak
+        d_model**-0.5 * warmup_steps**-0.5 (so the schedule is exactly Noam's);
+        otherwise DEFAULT_LEARNING_RATE.
+        """
+        declared = dict(declared or {})
+        unknown = sorted(set(declared) - set(TRAINING_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown training default(s) {unknown}; valid: {sorted(TRAINING_DEFAULTS)}")
+        merged = {**TRAINING_DEFAULTS, **declared}
+        for name in ("learning_rate", "loss", "batch_size"):
+            if getattr(settings, name) is not None:
+                merged[name] = getattr(settings, name)
+        if merged["learning_rate"] is None:
+            warmup = merged["warmup_steps"]
+            merged["learning_rate"] = (d_model * warmup) ** -0.5 if warmup and d_model else DEFAULT_LEARNING_RATE
+        merged["batch_size"] = merged["batch_size"] or 64
+        _check_member("optimizer", merged["optimizer"], OPTIMIZERS)
+        _check_member("loss", merged["loss"], LOSSES)
+        _check_member("horizon_weighting", merged["horizon_weighting"], HORIZON_WEIGHTINGS)
+        return cls(**merged)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is refused."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}); use 'cpu' or 'auto'")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'") from exc
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices): same seed, same CPU run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def horizon_weights(horizons: tuple[int, ...], weighting: str) -> torch.Tensor:
+    """Loss weight per horizon, summing to 1: equal, or proportional to 1/sqrt(h)."""
+    _check_member("horizon_weighting", weighting, HORIZON_WEIGHTINGS)
+    raw = torch.tensor([h**-0.5 if weighting == "inv_sqrt" else 1.0 for h in horizons], dtype=torch.float32)
+    return raw / raw.sum()
+
+
+class HorizonLoss(nn.Module):
+    """Weighted mean over horizons of the Huber (delta 1) or squared error of
+    `(prediction - target) / scale`, scale being the per-horizon spread of the
+    training targets, so every horizon's error is measured in its own units."""
+
+    def __init__(self, kind: str, weights: torch.Tensor, scale: np.ndarray | None = None):
+        super().__init__()
+        _check_member("loss", kind, LOSSES)
+        self.kind = kind
+        inverse = torch.ones_like(weights) if scale is None else 1.0 / torch.as_tensor(scale, dtype=torch.float32)
+        self.register_buffer("weights", weights.float())
+        self.register_buffer("inverse_scale", inverse)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        error = (prediction - target) * self.inverse_scale
+        if self.kind == "huber":
+            per_element = nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none", delta=1.0)
+        else:
+            per_element = error.square()
+        return (per_element.mean(dim=0) * self.weights).sum()
+
+
+def noam_factor(warmup_steps: int) -> Callable[[int], float]:
+    """LambdaLR factor with Noam's shape min(s**-0.5, s * w**-1.5), scaled to peak at 1.0
+    at step w (the constant d_model**-0.5 lives in the learning rate, see TrainingPlan)."""
+    def factor(step: int) -> float:
+        s = step + 1
+        return min(s**-0.5, s * warmup_steps**-1.5) * warmup_steps**0.5
+    return factor
+
+
+def train_network(
+    network: nn.Module,
+    train: Split,
+    val: Split,
+    settings: FitSettings,
+    *,
+    horizons: tuple[int, ...],
+    training_defaults: dict[str, Any] | None = None,
+    target_scale: np.ndarray | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainingResult:
+    """Fit `network` in place; it ends holding the best weights (lowest val loss).
+
+    `target_scale` (per horizon, e.g. the training targets' std) normalises each
+    horizon's error inside the loss; MAE in the history stays in target space.
+    A KeyboardInterrupt (from training or `on_epoch`) stops training after the
+    current epoch's bookkeeping, restores the best weights and returns.
+    """
+    _check_settings(settings)
+    device = resolve_device(settings.device)
+    plan = TrainingPlan.resolve(training_defaults, settings, getattr(network, "d_model", None))
+    _check_accelerator_options(settings, device)
+    network.to(device).train()
+    X, Y = _to_device(train, device)
+    X_val, Y_val = _to_device(val, device)
+    loss_fn = HorizonLoss(plan.loss, horizon_weights(horizons, plan.horizon_weighting), target_scale).to(device)
+    optimizer = _make_optimizer(network, plan, device, capturable=settings.cuda_graphs)
+    per_step_schedule = (
+        torch.optim.lr_scheduler.LambdaLR(optimizer, noam_factor(plan.warmup_steps)) if plan.warmup_steps else None
+    )
+    plateau = (
+        None if per_step_schedule
+        else torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5, min_lr=1e-7)
+    )
+    autocast = _autocast(settings, device)
+    step_class = _GraphedStep if settings.cuda_graphs else _EagerStep
+    step = step_class(network, loss_fn, optimizer, plan.grad_clip, autocast, _grad_scaler(settings, device))
+    batches = _BatchPlan(len(X), plan.batch_size, settings.seed, drop_last=settings.cuda_graphs)
+
+    history: list[dict] = []
+    best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
+    try:
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            total = torch.zeros((), device=device)
+            for index in batches.epoch(device):
+                total += step(X[index], Y[index]) * len(index)
+                if per_step_schedule:
+                    per_step_schedule.step()
+            val_loss, val_mae = _evaluate(network, X_val, Y_val, loss_fn, autocast)
+            if plateau:
+                plateau.step(val_loss)
+            improved = val_loss < best_loss - settings.min_delta
+            if improved:
+                best_loss, best_epoch, waited = val_loss, epoch, 0
+                best_state = _cpu_copy(network.state_dict())
+                _write_checkpoint(settings.checkpoint_dir, best_state, epoch, val_loss)
+            else:
+                waited += 1
+            row = {
+                "epoch": epoch,
+                "loss": total.item() / batches.n_used,
+                "val_loss": val_loss,
+                "lr": float(optimizer.param_groups[0]["lr"]),
+                "seconds": time.perf_counter() - started,
+                **{f"val_mae_h{h}": m for h, m in zip(horizons, val_mae)},
+            }
+            history.append(row)
+            logger.debug("epoch %d: %s", epoch, row)
+            if on_epoch is not None:
+                on_epoch(row)
+            if waited >= settings.patience:
+                logger.info("early stop at epoch %d; best epoch %d (val_loss %.6g)", epoch, best_epoch, best_loss)
+                break
+    except KeyboardInterrupt:
+        if best_state is None:
+            raise
+        logger.warning("training interrupted after %d epoch(s); keeping the best epoch %d", len(history), best_epoch)
+    if best_state is None:
+        raise FloatingPointError(
+            f"training produced no finite validation loss in {len(history)} epoch(s) "
+            f"(last: {history[-1]['val_loss'] if history else 'none'}); lower the learning rate or check the inputs"
+        )
+    network.load_state_dict(best_state)
+    network.eval()
+    return TrainingResult(history, best_state, best_epoch)
+
+
+# ----------------------------------------------------------------------- steps
+class _EagerStep:
+    """One optimisation step: forward, loss, backward, clip, optimizer step."""
+
+    def __init__(self, network, loss_fn, optimizer, grad_clip, autocast, scaler):
+        self.network, self.loss_fn, self.optimizer = network, loss_fn, optimizer
+        self.grad_clip, self.autocast, self.scaler = grad_clip, autocast, scaler
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._forward_backward(xb, yb)
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            prediction = self.network(xb)
+        loss = self.loss_fn(prediction.float(), yb)
+        self.scaler.scale(loss).backward()
+        return loss
+
+
+class _GraphedStep(_EagerStep):
+    """The same step captured once as a CUDA graph and replayed for every batch.
+
+    Inputs are copied into static buffers of a fixed batch size (the batch plan
+    drops the last partial batch). The first GRAPH_WARMUP_STEPS batches run eagerly
+    on a side stream (as torch.cuda.graphs requires), then the next batch is
+    captured and every later batch replays the graph. The optimizer is built with
+    `capturable=True` and a tensor learning rate, so schedulers still act.
+    """
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.warmed = 0
+        self.static_x = self.static_y = self.static_loss = None
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        if self.static_x is None:
+            self.static_x, self.static_y = xb.clone(), yb.clone()
+        self.static_x.copy_(xb)
+        self.static_y.copy_(yb)
+        if self.graph is None and self.warmed < GRAPH_WARMUP_STEPS:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                loss = super().__call__(self.static_x, self.static_y)
+            torch.cuda.current_stream().wait_stream(side)
+            self.warmed += 1
+            return loss
+        if self.graph is None:
+            self._capture()
+        self.graph.replay()
+        return self.static_loss.detach().clone()
+
+    def _capture(self) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(self.graph):
+            self.static_loss = self._forward_backward(self.static_x, self.static_y)
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
+            self.optimizer.step()
+
+
+class _BatchPlan:
+    """Seeded shuffled mini-batch indices, one permutation per epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool):
+        if drop_last and n < batch_size:
+            raise ValueError(f"cuda_graphs needs at least one full batch: {n} training windows < batch_size {batch_size}")
+        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+        self.n_used = (n // batch_size) * batch_size if drop_last else n
+
+    def epoch(self, device: torch.device):
+        order = torch.randperm(self.n, generator=self.generator).to(device)
+        for start in range(0, self.n_used, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+# --------------------------------------------------------------------- helpers
+def _evaluate(network, X, Y, loss_fn, autocast) -> tuple[float, list[float]]:
+    """Validation loss (as in training) and MAE per horizon in target space."""
+    network.eval()
+    with torch.inference_mode(), autocast():
+        prediction = torch.cat([network(X[i:i + EVAL_BATCH_SIZE]) for i in range(0, len(X), EVAL_BATCH_SIZE)]).float()
+    network.train()
+    loss = loss_fn(prediction, Y).item()
+    return loss, (prediction - Y).abs().mean(dim=0).tolist()
+
+
+def _make_optimizer(network: nn.Module, plan: TrainingPlan, device: torch.device, capturable: bool):
+    optimizer_class = torch.optim.AdamW if plan.optimizer == "adamw" else torch.optim.Adam
+    lr: float | torch.Tensor = plan.learning_rate
+    options: dict[str, Any] = {"weight_decay": plan.weight_decay}
+    if capturable:
+        lr = torch.tensor(plan.learning_rate, device=device)
+        options["capturable"] = True
+    return optimizer_class(network.parameters(), lr=lr, **options)
+
+
+def _autocast(settings: FitSettings, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context factory: bf16 (or fp16 where bf16 is missing) autocast on CUDA, else nothing."""
+    if not settings.mixed_precision:
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # the autocast weight cache must be off while a CUDA graph is captured
+    return lambda: torch.autocast(device.type, dtype=dtype, cache_enabled=not settings.cuda_graphs)
+
+
+def _grad_scaler(settings: FitSettings, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling, needed for fp16 only (a no-op object otherwise)."""
+    fp16 = settings.mixed_precision and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler(device.type, enabled=fp16)
+
+
+def _check_accelerator_options(settings: FitSettings, device: torch.device) -> None:
+    if settings.mixed_precision and device.type != "cuda":
+        raise ValueError(f"mixed_precision needs a CUDA device; training runs on {device}")
+    if settings.cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs needs a CUDA device; training runs on {device}")
+    if settings.cuda_graphs and settings.mixed_precision and not torch.cuda.is_bf16_supported():
+        raise ValueError("cuda_graphs with mixed_precision needs bf16 (fp16 loss scaling cannot be captured)")
+
+
+def _check_settings(settings: FitSettings) -> None:
+    for name in ("epochs", "patience"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"FitSettings.{name} must be >= 1, got {getattr(settings, name)}")
+    if settings.batch_size is not None and settings.batch_size < 1:
+        raise ValueError(f"FitSettings.batch_size must be >= 1, got {settings.batch_size}")
+    if settings.loss is not None:
+        _check_member("loss", settings.loss, LOSSES)
+
+
+def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    X = torch.as_tensor(np.ascontiguousarray(split.X, dtype=np.float32), device=device)
+    Y = torch.as_tensor(np.ascontiguousarray(split.y, dtype=np.float32), device=device)
+    return X, Y
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+
+
+def _write_checkpoint(directory: Path | None, state: dict[str, torch.Tensor], epoch: int, val_loss: float) -> None:
+    if directory is None:
+        return
+    metadata = {"epoch": str(epoch), "val_loss": repr(val_loss)}
+    atomic_write_bytes(Path(directory) / CHECKPOINT_FILE, safetensors.torch.save(state, metadata=metadata))
+
+
+def _check_member(name: str, value: Any, valid: tuple) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {list(valid)}")
