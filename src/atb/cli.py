@@ -28,7 +28,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(dev_app, name="dev")
 
-console = Console()
+# Metrics tables need ~130 columns: piped output (logs, CI) gets that width instead of 80.
+console = Console(width=None if Console().is_terminal else 150)
 err_console = Console(stderr=True)
 
 # Options shared by several commands; None means "use the TrainingConfig default".
@@ -113,6 +114,8 @@ def run_guarded(action):
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library progress.")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command("list-models")
