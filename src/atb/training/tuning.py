@@ -310,7 +310,8 @@ def _pruning_callback(trial: optuna.Trial) -> Callable[[dict], None]:
 def _open_study(
     url: str, name: str, model_type: str, variant: str, seed: int, pruner: optuna.pruners.BasePruner | None
 ) -> optuna.Study:
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if make_url(url).get_backend_name() == "sqlite" else {}
+    is_sqlite = make_url(url).get_backend_name() == "sqlite"
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
     for key, value in (("model_type", model_type), ("variant", variant)):

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from atb.dataset import Dataset, FeatureTransform, Split, TargetSpec
@@ -57,6 +58,15 @@ def sqlite(tmp_path, name: str = "optuna.db") -> str:
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     return make_dataset()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks train fastest on one thread; more threads crawl on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def refit_best_loss(result: TuningResult, dataset: Dataset, settings: FitSettings) -> float:
