@@ -140,8 +140,10 @@ class NeuralForecastModel(ForecastModel):
 
     # ------------------------------------------------------------------ internals
     def _sample_chunk(self, X: np.ndarray, n_samples: int) -> np.ndarray:
-        repeated = np.broadcast_to(X, (n_samples, *X.shape)).reshape(-1, *X.shape[1:])
-        out = self._forward_numpy(self.network_, repeated)
+        """One forward over `X` repeated `n_samples` times -> `(n_samples, len(X), H)`."""
+        with torch.inference_mode():
+            repeated = torch.from_numpy(np.ascontiguousarray(X)).to(self.device).repeat(n_samples, 1, 1)
+            out = self.network_(repeated).to("cpu", torch.float64).numpy()
         return out.reshape(n_samples, len(X), -1)
 
     def _forward_numpy(self, function: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
@@ -151,7 +153,8 @@ class NeuralForecastModel(ForecastModel):
                 function(torch.from_numpy(np.ascontiguousarray(X[i:i + PREDICT_BATCH_SIZE])).to(self.device))
                 for i in range(0, len(X), PREDICT_BATCH_SIZE)
             ]
-        return torch.cat(outputs).to("cpu", torch.float64).numpy()
+            output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        return output.to("cpu", torch.float64).numpy()
 
     def _write_state(self, directory: Path) -> None:
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.network_.state_dict().items()}
