@@ -84,10 +84,12 @@ class OnnxForecaster:
 def _export_torchscript(network: torch.nn.Module, example: torch.Tensor) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
-        # the legacy exporter announces its deprecation and warns about LSTM batch sizes,
-        # which do not apply: the LSTM initial states are zeros built from the input's batch
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=UserWarning)
+        # The legacy exporter announces its deprecation; warns about LSTM batch sizes,
+        # which does not apply (initial states are zeros shaped from the input); and
+        # flags attention's shape checks as traced constants, which they are (the
+        # free batch axis is not among them).
+        for category in (DeprecationWarning, UserWarning, torch.jit.TracerWarning):
+            warnings.simplefilter("ignore", category=category)
         torch.onnx.export(
             network, (example,), buffer,
             dynamo=False,

@@ -1,0 +1,65 @@
+"""ONNX export: every exportable model type gives the same forecasts through ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atb.dataset import Split
+from atb.export import OnnxForecaster, export_onnx
+from atb.models import AVAILABLE_MODELS, CapabilityError, ModelFileError, create_model, model_class
+from atb.training import FitSettings
+
+LOOKBACK, N_FEATURES, HORIZONS = 12, 4, (1, 7, 30)
+EXPORTABLE = [t for t in AVAILABLE_MODELS if model_class(t).onnx_exportable]
+
+
+def make_split(n: int, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, LOOKBACK, N_FEATURES)).astype(np.float32)
+    y = (0.01 * X[:, -1, :1] * np.sqrt(HORIZONS) + rng.normal(scale=0.01, size=(n, 3))).astype(np.float32)
+    return Split(X, y, np.arange(n), np.ones(n), np.ones((n, 3)))
+
+
+TRAIN, VAL = make_split(64, 0), make_split(40, 1)
+
+
+def test_every_neural_type_is_exportable():
+    assert {t for t in AVAILABLE_MODELS if model_class(t).is_neural} <= set(EXPORTABLE)
+
+
+@pytest.mark.parametrize("model_type", EXPORTABLE)
+def test_onnx_forecasts_equal_torch_forecasts(model_type, tmp_path):
+    model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS, "lightweight")
+    model.fit(TRAIN, VAL, FitSettings(epochs=1, device="cpu"))
+    path = export_onnx(model, tmp_path / "model.onnx")
+    assert path.is_file() and not list(tmp_path.glob(".*.tmp"))
+    forecaster = OnnxForecaster(path)
+    assert (forecaster.model_type, forecaster.horizons, forecaster.input_shape) == (
+        model_type, HORIZONS, (LOOKBACK, N_FEATURES)
+    )
+    for X in (VAL.X, VAL.X[:1]):  # the batch axis is free
+        onnx_forecast = forecaster.predict(X)
+        assert onnx_forecast.shape == (len(X), len(HORIZONS)) and onnx_forecast.dtype == np.float64
+        np.testing.assert_allclose(onnx_forecast, model.predict(X), rtol=0, atol=1e-4)
+
+
+def test_non_exportable_and_unfitted_models_are_refused(tmp_path):
+    lightgbm = create_model("lightgbm", (LOOKBACK, N_FEATURES), HORIZONS)
+    with pytest.raises(CapabilityError, match="onnx_exportable"):
+        export_onnx(lightgbm, tmp_path / "m.onnx")
+    with pytest.raises(Exception, match="not fitted"):
+        export_onnx(create_model("lstm", (LOOKBACK, N_FEATURES), HORIZONS), tmp_path / "m.onnx")
+
+
+def test_forecaster_refuses_missing_corrupt_files_and_wrong_shapes(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        OnnxForecaster(tmp_path / "absent.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
+        OnnxForecaster(tmp_path / "bad.onnx")
+    model = create_model("tcn", (LOOKBACK, N_FEATURES), HORIZONS, "lightweight")
+    model.fit(TRAIN, VAL, FitSettings(epochs=1, device="cpu"))
+    forecaster = OnnxForecaster(export_onnx(model, tmp_path / "tcn.onnx"))
+    with pytest.raises(ValueError, match="windows must have shape"):
+        forecaster.predict(VAL.X[:, :5])
