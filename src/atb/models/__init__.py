@@ -1,6 +1,6 @@
 """Forecasting models behind one interface (`ForecastModel`), built by name from the registry."""
 
-from atb.models.base import CapabilityError, ForecastModel, ModelFileError
+from atb.models.base import CapabilityError, ForecastModel, ModelFileError, importance_by_feature
 from atb.models.baselines import DriftModel, NaiveModel
 from atb.models.factory import (
     AVAILABLE_MODELS,
@@ -11,7 +11,7 @@ from atb.models.factory import (
     model_class,
     model_variants,
 )
-from atb.models.lightgbm import LightGBMModel, importance_by_feature
+from atb.models.lightgbm import LightGBMModel
 from atb.models.neural import NeuralForecastModel
 
 __all__ = [

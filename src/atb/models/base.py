@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 PARAMS_FILE = "params.json"
 FORMAT_VERSION = 1
+LAG_SEPARATOR = "@t-"  # input column names: "feature@t-k", feature k bars before the origin
 
 CAPABILITIES = ("is_neural", "supports_mc_dropout", "has_attention", "onnx_exportable", "has_feature_importance")
 
@@ -102,6 +103,10 @@ class ForecastModel(ABC):
         """Importance per input column "feature@t-k", sorted descending."""
         self.require_capability("has_feature_importance")
         raise NotImplementedError
+
+    def feature_importance_by_feature(self, feature_names: list[str]) -> pd.Series:
+        """`feature_importance` summed over lags: one value per original feature, descending."""
+        return importance_by_feature(self.feature_importance(feature_names))
 
     def n_parameters(self) -> int | None:
         """Number of trainable parameters, where that number means something."""
@@ -241,6 +246,12 @@ def read_params(directory: str | Path) -> dict[str, Any]:
     if missing:
         raise ModelFileError(f"{path} lacks required field(s) {missing}")
     return params
+
+
+def importance_by_feature(importance: pd.Series) -> pd.Series:
+    """Sum a "feature@t-k" importance over lags k: one value per feature, descending."""
+    features = importance.index.str.rsplit(LAG_SEPARATOR, n=1).str[0]
+    return importance.groupby(features).sum().sort_values(ascending=False, kind="stable")
 
 
 def horizon_mae(y_true: np.ndarray, y_pred: np.ndarray, horizons: tuple[int, ...]) -> dict[str, float]:

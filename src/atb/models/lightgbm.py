@@ -20,14 +20,13 @@ import pandas as pd
 
 from atb.dataset import Split
 from atb.io import atomic_write_text
-from atb.models.base import ForecastModel, ModelFileError
+from atb.models.base import LAG_SEPARATOR, ForecastModel, ModelFileError
 from atb.training.trainer import FitSettings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_JOBS = 2
 SINGLE_THREAD_ROWS = 256  # predictions on fewer rows run on one thread (no OpenMP start-up)
-LAG_SEPARATOR = "@t-"
 
 _COMMON = {
     "feature_fraction": 0.85,
@@ -140,12 +139,6 @@ class LightGBMModel(ForecastModel):
 def flatten(X: np.ndarray) -> np.ndarray:
     """Windows `(n, lookback, n_features)` -> rows `(n, lookback * n_features)` (no copy when contiguous)."""
     return np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1)
-
-
-def importance_by_feature(importance: pd.Series) -> pd.Series:
-    """Sum a "feature@t-k" importance over lags: one value per original feature, descending."""
-    features = importance.index.str.rsplit(LAG_SEPARATOR, n=1).str[0]
-    return importance.groupby(features).sum().sort_values(ascending=False, kind="stable")
 
 
 def _label_columns(y: np.ndarray) -> np.ndarray:

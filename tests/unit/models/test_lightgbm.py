@@ -43,7 +43,8 @@ def test_importance_names_each_feature_and_lag_and_finds_the_driver(fitted):
     assert set(importance.index) == {f"{f}@t-{k}" for f in FEATURES for k in range(LOOKBACK)}
     assert importance.index[0] == "rsi@t-1"
     assert list(importance) == sorted(importance, reverse=True)
-    by_feature = importance_by_feature(importance)
+    by_feature = fitted.feature_importance_by_feature(FEATURES)
+    assert by_feature.equals(importance_by_feature(importance))
     assert list(by_feature.index)[0] == "rsi" and set(by_feature.index) == set(FEATURES)
     assert by_feature.sum() == pytest.approx(importance.sum())
     with pytest.raises(ValueError, match="feature_names has 2 names; the model was fitted on 3 features"):

@@ -1,0 +1,152 @@
+"""Model speed on windows shaped like BTCUSDT daily: training seconds per epoch,
+single-forecast latency (p50/p99) and batch throughput, per model type.
+
+    python tests/benchmarks/bench_models.py                      # enhanced_lstm + transformer training, every type's inference
+    python tests/benchmarks/bench_models.py --epochs 1 --types lstm,tcn --inference-types lstm,lightgbm
+    python tests/benchmarks/bench_models.py --device cuda --json results.json
+
+Data: a seeded random walk with BTC-like daily volatility, 61 causal features
+(the log-return and its trailing means over 2..61 bars, scaled), lookback 60,
+horizons 1/7/30, about 3,700 windows split 70/15/15 in time; batch size 64.
+Latency follows the benchmark protocol: one origin, all horizons, at least 200
+calls after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from atb.dataset import Split
+from atb.models import AVAILABLE_MODELS, create_model
+from atb.training import FitSettings
+
+LOOKBACK, N_FEATURES, HORIZONS, N_WINDOWS = 60, 61, (1, 7, 30), 3700
+INFERENCE_FIT_WINDOWS = 512  # neural types timed for inference only are fitted briefly on this many
+DEFAULT_TRAIN_TYPES = ("enhanced_lstm", "transformer")
+
+
+def btc_like_splits(seed: int = 0) -> tuple[Split, Split, Split]:
+    """Chronological train/val/test windows from a random walk with BTC-like drift and volatility."""
+    rng = np.random.default_rng(seed)
+    n_bars = N_WINDOWS + LOOKBACK - 1 + max(HORIZONS) + N_FEATURES - 1
+    returns = pd.Series(rng.normal(0.001, 0.035, n_bars))
+    close = 4000.0 * np.exp(returns.cumsum().to_numpy())
+    warm_up = N_FEATURES - 1  # bars before every trailing mean is defined
+    features = np.column_stack([returns.rolling(w).mean() for w in range(1, N_FEATURES + 1)])[warm_up:]
+    close = close[warm_up:]
+    fitted_rows = features[: int(0.7 * len(features))]  # scale with the training period only
+    features = ((features - fitted_rows.mean(axis=0)) / fitted_rows.std(axis=0)).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(features, LOOKBACK, axis=0).transpose(0, 2, 1)
+    origins = np.arange(LOOKBACK - 1, LOOKBACK - 1 + N_WINDOWS)
+    future = np.stack([close[origins + h] for h in HORIZONS], axis=1)
+    split = Split(
+        X=np.ascontiguousarray(windows[:N_WINDOWS]),
+        y=np.log(future / close[origins, None]).astype(np.float32),
+        origin_time=origins,
+        origin_close=close[origins],
+        future_close=future,
+    )
+    a, b = int(0.70 * N_WINDOWS), int(0.85 * N_WINDOWS)
+    return split.subset(slice(0, a)), split.subset(slice(a, b)), split.subset(slice(b, None))
+
+
+def time_training(model_type: str, train: Split, val: Split, settings: FitSettings) -> dict:
+    """Seconds per epoch (validation included) over `settings.epochs` epochs, no early stop."""
+    model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS)
+    started = time.perf_counter()
+    history = model.fit(train, val, settings)
+    epoch_seconds = [row["seconds"] for row in history]
+    return {
+        "model": model,
+        "fit_seconds": time.perf_counter() - started,
+        "rounds": len(history),
+        "epoch_seconds": epoch_seconds,
+        "mean_epoch_seconds": float(np.mean(epoch_seconds)),
+    }
+
+
+def time_inference(model, X: np.ndarray, calls: int, warm_up: int = 20) -> dict:
+    """Single-origin latency percentiles (ms) and batch-of-1000 throughput (windows/s)."""
+    for i in range(warm_up):
+        model.predict(X[i:i + 1])
+    latencies = []
+    for i in range(calls):
+        window = X[i % len(X)][None]
+        started = time.perf_counter()
+        model.predict(window)
+        latencies.append(time.perf_counter() - started)
+    batch = np.resize(X, (1000, *X.shape[1:]))
+    model.predict(batch)
+    batch_seconds = min(_timed(model.predict, batch) for _ in range(3))
+    return {
+        "p50_ms": 1e3 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1e3 * float(np.percentile(latencies, 99)),
+        "batch1000_per_second": 1000 / batch_seconds,
+    }
+
+
+def _timed(function, *args) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (training; inference runs where the model is)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs timed per trained type")
+    parser.add_argument("--types", default=",".join(DEFAULT_TRAIN_TYPES), help="types whose training is timed (comma-separated)")
+    parser.add_argument("--inference-types", default=",".join(AVAILABLE_MODELS), help="types whose inference is timed")
+    parser.add_argument("--calls", type=int, default=300, help="single-origin predictions timed per type (>= 200)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    train_types = [t for t in args.types.split(",") if t]
+    inference_types = [t for t in args.inference_types.split(",") if t]
+
+    train, val, test = btc_like_splits()
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": args.device,
+    }
+    print(f"machine: {machine}")
+    print(f"windows: train {train.X.shape}, val {len(val)}, test {len(test)}; batch 64; epochs {args.epochs}")
+    settings = FitSettings(epochs=args.epochs, batch_size=64, patience=args.epochs + 1, device=args.device, n_jobs=os.cpu_count())
+
+    results: dict[str, dict] = {}
+    models = {}
+    for model_type in train_types:
+        timing = time_training(model_type, train, val, settings)
+        models[model_type] = timing.pop("model")
+        results[model_type] = {"training": timing}
+        print(f"{model_type:15s} training: {timing['mean_epoch_seconds']:.2f} s/epoch "
+              f"({', '.join(f'{s:.2f}' for s in timing['epoch_seconds'][:5])}{' ...' if timing['rounds'] > 5 else ''}), "
+              f"fit {timing['fit_seconds']:.1f} s")
+    for model_type in inference_types:
+        model = models.get(model_type)
+        if model is None:
+            model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS)
+            subset = slice(0, INFERENCE_FIT_WINDOWS) if model.is_neural else slice(None)
+            model.fit(train.subset(subset), val, FitSettings(epochs=1, device=args.device, n_jobs=os.cpu_count()))
+        timing = time_inference(model, test.X, args.calls)
+        results.setdefault(model_type, {})["inference"] = timing
+        print(f"{model_type:15s} inference: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms, "
+              f"batch of 1000: {timing['batch1000_per_second']:,.0f} windows/s")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
