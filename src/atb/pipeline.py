@@ -31,7 +31,6 @@ from atb.features import compute_features
 from atb.features.funding import load_funding
 from atb.io import atomic_write_json
 from atb.models import ForecastModel, create_model
-from atb.models.lightgbm import importance_by_feature
 from atb.registry import ModelRegistry, ModelVersion
 from atb.tracking import Tracker
 from atb.training.trainer import FitSettings, resolve_device
@@ -289,7 +288,7 @@ def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.
     """LightGBM gain by feature, else permutation importance on the validation windows."""
     names = dataset.transform.feature_names
     if model.has_feature_importance:
-        return importance_by_feature(model.feature_importance(names))
+        return model.feature_importance_by_feature(names)
     return permutation_importance(model.predict, dataset.val.X, dataset.val.y, names, seed=seed)
 
 
