@@ -28,6 +28,13 @@ from atb.training.trainer import TRAINING_DEFAULTS, FitSettings, seed_everything
 WEIGHTS_FILE = "weights.safetensors"
 PREDICT_BATCH_SIZE = 4096  # windows per forward pass in predict / predict_samples
 
+# Modules that drop units in training mode: dropout layers, plus attention and
+# transformer layers, which apply dropout inside (and skip it on their eval fast path).
+DROPOUT_MODULES = (
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+)
+
 
 class TargetScaledNetwork(nn.Module):
     """`network(x) * scale + mean`: a network trained on standardised targets,
@@ -92,7 +99,8 @@ class NeuralForecastModel(ForecastModel):
         return self._forward_numpy(self.network_, self.check_windows(X, "predict"))
 
     def predict_samples(self, X: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
-        """MC dropout: dropout layers sample, everything else stays in eval mode.
+        """MC dropout: modules that drop units (DROPOUT_MODULES) sample, everything
+        else (normalisation, for one) stays in eval mode.
 
         The `n_samples` passes run as one batched forward over the input repeated
         `n_samples` times (split into chunks only when that exceeds
@@ -103,7 +111,7 @@ class NeuralForecastModel(ForecastModel):
         X = self.check_windows(X, "predict_samples")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        dropouts = [m for m in self.network_.modules() if isinstance(m, nn.Dropout)]
+        dropouts = [m for m in self.network_.modules() if isinstance(m, DROPOUT_MODULES)]
         if not dropouts:
             raise ValueError(f"{self.model_type} network has no dropout layers to sample from")
         devices = [self.device] if self.device.type == "cuda" else []
@@ -115,8 +123,7 @@ class NeuralForecastModel(ForecastModel):
                 torch.manual_seed(seed)
                 chunks = [self._sample_chunk(X[i:i + per_chunk], n_samples) for i in range(0, len(X), per_chunk)]
         finally:
-            for module in dropouts:
-                module.eval()
+            self.network_.eval()
         return np.concatenate(chunks, axis=1)
 
     def attention_weights(self, X: np.ndarray) -> np.ndarray:

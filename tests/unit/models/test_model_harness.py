@@ -221,14 +221,21 @@ def test_mc_dropout_samples_match_single_passes_in_distribution(model_type, fitt
 @pytest.mark.parametrize("model_type", NEURAL)
 def test_mc_dropout_is_one_seeded_forward_that_leaves_the_model_alone(model_type, fitted_lightweight):
     model = fitted_lightweight[model_type]
-    calls = []
-    hook = model.network_.network.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    calls, modes = [], []
+
+    def record(module, args, out):
+        calls.append(args[0].shape[0])
+        modes.append((module.training, [m.training for m in module.modules() if isinstance(m, torch.nn.Dropout)]))
+
+    hook = model.network_.network.register_forward_hook(record)
     rng_before = torch.get_rng_state()
     try:
         samples = model.predict_samples(VAL.X[:3], n_samples=20, seed=5)
     finally:
         hook.remove()
     assert calls == [60]  # 20 samples x 3 origins in a single forward pass
+    network_training, dropouts_training = modes[0]
+    assert not network_training and dropouts_training and all(dropouts_training)
     assert samples.shape == (20, 3, len(HORIZONS))
     assert torch.equal(torch.get_rng_state(), rng_before)
     np.testing.assert_array_equal(samples, model.predict_samples(VAL.X[:3], n_samples=20, seed=5))
