@@ -4,6 +4,7 @@ single-forecast latency (p50/p99) and batch throughput, per model type.
     python tests/benchmarks/bench_models.py                      # enhanced_lstm + transformer training, every type's inference
     python tests/benchmarks/bench_models.py --epochs 1 --types lstm,tcn --inference-types lstm,lightgbm
     python tests/benchmarks/bench_models.py --device cuda --json results.json
+    python tests/benchmarks/bench_models.py --types "" --threads 1 --onnx   # inference only, also via ONNX Runtime
 
 Data: a seeded random walk with BTC-like daily volatility, 61 causal features
 (the log-return and its trailing means over 2..61 bars, scaled), lookback 60,
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import pandas as pd
 import torch
 
 from atb.dataset import Split
+from atb.export import OnnxForecaster, export_onnx
 from atb.models import AVAILABLE_MODELS, create_model
 from atb.training import FitSettings
 
@@ -94,6 +97,11 @@ def time_inference(model, X: np.ndarray, calls: int, warm_up: int = 20) -> dict:
     }
 
 
+def report(model_type: str, what: str, timing: dict) -> None:
+    print(f"{model_type:15s} {what:9s}: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms, "
+          f"batch of 1000: {timing['batch1000_per_second']:,.0f} windows/s")
+
+
 def _timed(function, *args) -> float:
     started = time.perf_counter()
     function(*args)
@@ -107,11 +115,15 @@ def main() -> None:
     parser.add_argument("--types", default=",".join(DEFAULT_TRAIN_TYPES), help="types whose training is timed (comma-separated)")
     parser.add_argument("--inference-types", default=",".join(AVAILABLE_MODELS), help="types whose inference is timed")
     parser.add_argument("--calls", type=int, default=300, help="single-origin predictions timed per type (>= 200)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--onnx", action="store_true", help="also time exported neural models in ONNX Runtime (1 thread)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     train_types = [t for t in args.types.split(",") if t]
     inference_types = [t for t in args.inference_types.split(",") if t]
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train, val, test = btc_like_splits()
     machine = {
         "platform": platform.platform(),
@@ -142,8 +154,13 @@ def main() -> None:
             model.fit(train.subset(subset), val, FitSettings(epochs=1, device=args.device, n_jobs=os.cpu_count()))
         timing = time_inference(model, test.X, args.calls)
         results.setdefault(model_type, {})["inference"] = timing
-        print(f"{model_type:15s} inference: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms, "
-              f"batch of 1000: {timing['batch1000_per_second']:,.0f} windows/s")
+        report(model_type, "inference", timing)
+        if args.onnx and model.onnx_exportable:
+            with tempfile.TemporaryDirectory() as directory:
+                forecaster = OnnxForecaster(export_onnx(model, Path(directory) / "model.onnx"), threads=1)
+                timing = time_inference(forecaster, test.X, args.calls)
+            results[model_type]["onnx_inference"] = timing
+            report(model_type, "onnx", timing)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=2))
 

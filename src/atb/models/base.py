@@ -108,13 +108,13 @@ class ForecastModel(ABC):
         """`feature_importance` summed over lags: one value per original feature, descending."""
         return importance_by_feature(self.feature_importance(feature_names))
 
-    def n_parameters(self) -> int | None:
-        """Number of trainable parameters, where that number means something."""
-        return None
+    def n_parameters(self) -> int:
+        """Number of learned values (network weights, tree leaves, fitted constants)."""
+        return 0
 
     # ------------------------------------------------------------ hyperparameters
     def get_params(self) -> dict[str, Any]:
-        """Constructor arguments: `create_model(**model.get_params())` builds an unfitted twin."""
+        """Constructor arguments (JSON-ready); `clone()` builds an unfitted twin from them."""
         return {
             "model_type": self.model_type,
             "input_shape": list(self.input_shape),

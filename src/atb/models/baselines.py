@@ -101,6 +101,9 @@ class DriftModel(_Baseline):
     def _forecast(self) -> np.ndarray:
         return self.drift_per_bar_ * np.asarray(self.horizons, dtype=np.float64)
 
+    def n_parameters(self) -> int:
+        return 1
+
     def _read_state(self, directory: Path, fitted: dict[str, Any]) -> None:
         self.drift_per_bar_ = float(fitted["drift_per_bar"])
 

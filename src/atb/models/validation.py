@@ -23,8 +23,8 @@ MATMUL_SIZE = 1024
 
 
 def validate_all_models(device: str = "cpu", horizons: tuple[int, ...] = (1, 7, 30)) -> list[dict[str, Any]]:
-    """One result per type x variant: type, variant, parameters, output_shape,
-    status ("ok" or the error as "ExceptionType: message"), seconds."""
+    """One result per type x variant: type, variant, parameters (learned values),
+    output_shape, status ("ok" or the error as "ExceptionType: message"), seconds."""
     train, val = _synthetic_split(N_TRAIN, horizons, seed=0), _synthetic_split(N_VAL, horizons, seed=1)
     settings = FitSettings(epochs=1, batch_size=32, device=device, n_jobs=1)
     return [
@@ -58,7 +58,7 @@ def gpu_check(device: str = "auto") -> dict[str, Any]:
 
 
 def _validate_one(model_type, variant, train, val, settings, horizons) -> dict[str, Any]:
-    result: dict[str, Any] = {"type": model_type, "variant": variant, "parameters": None, "output_shape": None}
+    result: dict[str, Any] = {"type": model_type, "variant": variant, "parameters": 0, "output_shape": None}
     started = time.perf_counter()
     try:
         model = create_model(model_type, (LOOKBACK, N_FEATURES), horizons, variant)

@@ -24,8 +24,11 @@ from atb.models import (
     model_class,
     model_variants,
 )
+from atb.models import validation
 from atb.models.base import PARAMS_FILE
+from atb.models.factory import MODEL_CLASSES
 from atb.models.neural import WEIGHTS_FILE
+from atb.models.validation import gpu_check
 from atb.training import FitSettings
 
 LOOKBACK, N_FEATURES, HORIZONS = 16, 5, (1, 7, 30)
@@ -282,3 +285,30 @@ def test_naive_predicts_no_change_and_drift_the_mean_return_per_bar():
     per_bar = TRAIN.y[:, 0].astype(float).mean()
     np.testing.assert_allclose(drift.predict(VAL.X[:2]), [[per_bar, 7 * per_bar, 30 * per_bar]] * 2, rtol=1e-12)
     assert history[0]["val_mae_h7"] == pytest.approx(np.abs(VAL.y[:, 1] - 7 * per_bar).mean(), rel=1e-6)
+
+
+# ------------------------------------------------------------------ self-checks
+def test_validate_all_models_reports_each_variant_and_failures(monkeypatch):
+    class BrokenModel(MODEL_CLASSES["naive"]):
+        model_type = "broken"
+
+        def predict(self, X):
+            return np.zeros((len(X), 1))
+
+    subset = {"lstm": MODEL_CLASSES["lstm"], "naive": MODEL_CLASSES["naive"], "broken": BrokenModel}
+    monkeypatch.setattr(validation, "MODEL_CLASSES", subset)
+    monkeypatch.setattr("atb.models.factory.MODEL_CLASSES", subset)
+    rows = validation.validate_all_models(device="cpu")
+    assert [(r["type"], r["variant"]) for r in rows] == [
+        ("lstm", "lightweight"), ("lstm", "default"), ("lstm", "deep"), ("naive", "default"), ("broken", "default")
+    ]
+    assert [r["status"] for r in rows[:4]] == ["ok"] * 4
+    assert rows[0]["parameters"] > 0 and rows[0]["output_shape"] == [validation.N_VAL, 3]
+    assert rows[4]["status"].startswith("AssertionError: predict returned (32, 1)")
+
+
+def test_gpu_check_reports_versions_and_a_timed_matmul():
+    report = gpu_check("cpu")
+    assert report["torch_version"] == torch.__version__ and report["device"] == "cpu"
+    assert report["cuda_available"] == torch.cuda.is_available()
+    assert report["matmul_seconds"] > 0
