@@ -7,6 +7,10 @@ it (no DataLoader, no worker processes, no host-to-device copy per batch).
 Per epoch: train, validate in inference mode, keep the best weights (and write
 them to `checkpoint_dir/best.safetensors`), stop after `patience` epochs without
 improvement, restore the best weights. Ctrl-C ends training the same way.
+
+CUDA only, both optional: `mixed_precision` (bf16 autocast, or fp16 with loss
+scaling where bf16 is missing) and `cuda_graphs` (the whole training step
+captured once as a CUDA graph and replayed, see `_GraphedStep`).
 """
 
 from __future__ import annotations
