@@ -143,9 +143,9 @@ def main() -> None:
         timing = time_training(model_type, train, val, settings)
         models[model_type] = timing.pop("model")
         results[model_type] = {"training": timing}
-        print(f"{model_type:15s} training: {timing['mean_epoch_seconds']:.2f} s/epoch "
-              f"({', '.join(f'{s:.2f}' for s in timing['epoch_seconds'][:5])}{' ...' if timing['rounds'] > 5 else ''}), "
-              f"fit {timing['fit_seconds']:.1f} s")
+        first = ", ".join(f"{s:.2f}" for s in timing["epoch_seconds"][:5])
+        print(f"{model_type:15s} training: {timing['mean_epoch_seconds']:.2f} s/epoch over {timing['rounds']} "
+              f"epochs or boosting rounds ({first}{' ...' if timing['rounds'] > 5 else ''}), fit {timing['fit_seconds']:.1f} s")
     for model_type in inference_types:
         model = models.get(model_type)
         if model is None:
