@@ -54,6 +54,7 @@ class TrainingConfig:
     epochs: int = 100
     batch_size: int = 64
     patience: int = 10
+    learning_rate: float | None = None  # None: the architecture's own default
     seed: int = 42
     device: str = "auto"
     mixed_precision: bool = False
@@ -187,6 +188,7 @@ def _validate(cfg: TrainingConfig) -> None:
     _require(cfg.epochs >= 1, f"epochs: {cfg.epochs} must be >= 1")
     _require(cfg.batch_size >= 1, f"batch_size: {cfg.batch_size} must be >= 1")
     _require(cfg.patience >= 1, f"patience: {cfg.patience} must be >= 1")
+    _require(cfg.learning_rate is None or cfg.learning_rate > 0, f"learning_rate: {cfg.learning_rate} must be > 0")
     _require(cfg.mc_samples >= 1, f"mc_samples: {cfg.mc_samples} must be >= 1")
     _require(cfg.wf_splits >= 2, f"wf_splits: {cfg.wf_splits} must be >= 2")
     _require(cfg.tune_trials >= 1, f"tune_trials: {cfg.tune_trials} must be >= 1")

@@ -1,7 +1,7 @@
 """High-level Python API: one object to train, evaluate, save, load and forecast.
 
     from atb import Forecaster
-    forecaster = Forecaster(model_type="lightgbm", epochs=5, mlflow=False)
+    forecaster = Forecaster(model_type="lstm", variant="lightweight", epochs=3, mlflow=False)
     forecaster.train()                      # bundled BTCUSDT sample
     forecaster.evaluate()                   # test-part mse/mae/rmse/direction_accuracy
     forecaster.predict()                    # forecast from the newest bar

@@ -102,16 +102,7 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> Prep
 
 
 def fit_settings(config: TrainingConfig, checkpoint_dir: Path | None = None) -> FitSettings:
-    return FitSettings(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        patience=config.patience,
-        device=config.device,
-        seed=config.seed,
-        mixed_precision=config.mixed_precision,
-        cuda_graphs=config.cuda_graphs,
-        checkpoint_dir=checkpoint_dir,
-    )
+    return FitSettings.from_config(config, checkpoint_dir=checkpoint_dir)
 
 
 def evaluate_models(

@@ -114,7 +114,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
         base_cfg = config.replace(model_type=name)
         if config.tune and name in config.tune_models:
             base_cfg = tuned_config(base_cfg, dataset, emit)
-            report.setdefault("tuning", {})[name] = base_cfg.overrides
+            report.setdefault("tuning", {})[name] = {"overrides": base_cfg.overrides, "learning_rate": base_cfg.learning_rate}
         emit("stage", {"name": "fit", "label": f"{config.symbol}: {name}"})
         result = train_model(base_cfg, on_event=emit, prepared=prepared)
         bases[name] = (result.version, result.model, result.report)
@@ -187,7 +187,7 @@ def tuned_config(config: TrainingConfig, dataset: Dataset, emit: EventHandler) -
         seed=config.seed,
         variant=config.variant,
     )
-    return config.replace(overrides={**config.overrides, **result.best_params})
+    return config.replace(overrides={**config.overrides, **result.best_params}, **result.best_fit_settings)
 
 
 def fit_ensemble(config: TrainingConfig, prepared: PreparedData, models: dict[str, ForecastModel]) -> dict:
