@@ -22,7 +22,7 @@ from atb.data import Candles
 from atb.data.validate import validate_ohlcv
 from atb.dataset import Split
 from atb.inference import Predictor
-from atb.pipeline import REPORT_FILE, feature_matrix, load_market_data, train_model
+from atb.pipeline import REPORT_FILE, load_market_data, train_model
 
 
 class Forecaster:

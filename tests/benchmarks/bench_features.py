@@ -37,7 +37,7 @@ def main() -> int:
     print(f"data: {args.data.name}, {len(ohlcv)} bars")
     cases = [("candles only", None)] + ([("with funding", funding)] if funding is not None else [])
     for label, exogenous in cases:
-        seconds, features = best_time(lambda: compute_features(ohlcv, funding=exogenous), args.repeats)
+        seconds, features = best_time(lambda exogenous=exogenous: compute_features(ohlcv, funding=exogenous), args.repeats)
         counts = ", ".join(f"{name} {n}" for name, n in category_counts(features.columns).items() if n)
         print(f"{label}: best of {args.repeats} {seconds:.2f} s; {features.shape[0]} rows x {features.shape[1]} columns")
         print(f"  per category: {counts}")

@@ -39,7 +39,7 @@ def test_report_has_every_protocol_metric_for_model_and_baselines(trained):
     _, version, _, _ = trained
     report = json.loads((version / "training_report.json").read_text())
     assert set(report["metrics"]) == {"lstm", "naive", "drift"}
-    for name, per_h in report["metrics"].items():
+    for per_h in report["metrics"].values():
         assert sorted(int(h) for h in per_h) == list(HORIZONS)
         for metrics in per_h.values():
             assert set(METRIC_KEYS) <= set(metrics)
