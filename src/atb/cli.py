@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -114,7 +115,8 @@ def run_guarded(action):
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library progress.")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(logging.INFO if verbose else logging.WARNING)
+    # MLflow sets its own logger level on import; its variable is the way to quiet it.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
