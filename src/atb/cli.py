@@ -72,7 +72,9 @@ def fail(message: str) -> None:
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
+        if math.isnan(value):
+            return "nan"
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
     return str(value)
 
 
