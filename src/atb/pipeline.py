@@ -85,11 +85,12 @@ def feature_matrix(candles: Candles, funding_path: Path | None) -> pd.DataFrame:
     return compute_features(candles.frame, funding=funding, bar_duration=candles.bar_duration)
 
 
-def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> PreparedData:
-    candles = candles if candles is not None else load_market_data(config)
-    features = feature_matrix(candles, config.funding_path)
-    dataset = build_dataset(
-        candles.frame,
+def dataset_for(
+    config: TrainingConfig, candles: pd.DataFrame, features: pd.DataFrame, parts: tuple | None = None
+) -> Dataset:
+    """The dataset the config describes; `parts` (train, val, test origin positions) for a fold."""
+    return build_dataset(
+        candles,
         features,
         horizons=config.horizons,
         lookback=config.lookback,
@@ -97,7 +98,14 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> Prep
         n_features=config.n_features,
         selection_target=config.selection_target,
         target_kind=config.target_kind,
+        parts=parts,
     )
+
+
+def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> PreparedData:
+    candles = candles if candles is not None else load_market_data(config)
+    features = feature_matrix(candles, config.funding_path)
+    dataset = dataset_for(config, candles.frame, features)
     return PreparedData(candles=candles, features=features, dataset=dataset)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from atb.config import TrainingConfig
-from atb.dataset import build_dataset, forecast_origins
+from atb.dataset import forecast_origins
 from atb.models import create_model
-from atb.pipeline import PreparedData, baseline_predictions, evaluate_models, fit_settings
+from atb.pipeline import PreparedData, baseline_predictions, dataset_for, evaluate_models, fit_settings
 from atb.training.walk_forward import walk_forward_folds
 
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
@@ -30,16 +30,7 @@ def run_walk_forward(
     )
     per_fold = []
     for fold in folds:
-        dataset = build_dataset(
-            candles,
-            features,
-            horizons=config.horizons,
-            lookback=config.lookback,
-            n_features=config.n_features,
-            selection_target=config.selection_target,
-            target_kind=config.target_kind,
-            parts=(fold.train, fold.val, fold.test),
-        )
+        dataset = dataset_for(config, candles, features, parts=(fold.train, fold.val, fold.test))
         model = create_model(
             config.model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.variant, **config.overrides
         )
