@@ -106,11 +106,12 @@ def run_guarded(action):
     """Turn the library's input errors into one clear line and exit code 1."""
     from atb.data import DataSourceError, DataValidationError
     from atb.data.exchange import ExchangeDataError
+    from atb.models.base import CapabilityError, ModelFileError
     from atb.registry import RegistryError
 
     try:
         return action()
-    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ExchangeDataError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ExchangeDataError, CapabilityError, ModelFileError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
 
 
@@ -528,6 +529,26 @@ def models_rollback(symbol: str, stage: str = "production", registry: RegistryOp
 
     restored = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).rollback(symbol, stage))
     console.print(f"{symbol} {stage} rolled back to {restored}")
+
+
+@models_app.command("export")
+def models_export(
+    symbol: str,
+    model_type: str,
+    ref: Annotated[str, typer.Argument(help="latest, a stage, or a version id.")] = "latest",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .onnx file.")] = Path("model.onnx"),
+    registry: RegistryOpt = None,
+) -> None:
+    """Export a neural model version to ONNX (inputs [batch, lookback, features], outputs [batch, horizons])."""
+    from atb.export import export_onnx
+    from atb.inference import Predictor
+
+    def action():
+        predictor = Predictor.from_registry(registry or TrainingConfig().registry_dir, symbol, model_type=model_type, ref=ref)
+        return export_onnx(predictor.model, output)
+
+    path = run_guarded(action)
+    console.print(f"ONNX model written to {path}; the version's transform.json gives the input features and scaling")
 
 
 @app.command("validate-models")

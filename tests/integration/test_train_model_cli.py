@@ -106,3 +106,22 @@ def test_models_commands(trained):
         assert promoted.exit_code == 0, promoted.output
         compared = runner.invoke(app, ["models", "compare", "BTCUSDT"])
         assert compared.exit_code == 0, compared.output
+
+
+def test_onnx_export_matches_the_stored_model(trained):
+    import numpy as np
+
+    from atb.data import load_candles
+    from atb.export import OnnxForecaster
+    from atb.inference import Predictor
+
+    root, _, _, _ = trained
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        exported = runner.invoke(app, ["models", "export", "BTCUSDT", "lstm", "v0001", "-o", "lstm.onnx"])
+        assert exported.exit_code == 0, exported.output
+        refused = runner.invoke(app, ["models", "export", "BTCUSDT", "nosuchtype"])
+        assert refused.exit_code == 1 and "unknown model type" in refused.output
+    predictor = Predictor.from_registry(root / "models", "BTCUSDT", model_type="lstm")
+    window = predictor.transform.latest_window(predictor.features(load_candles("BTCUSDT")))
+    np.testing.assert_allclose(OnnxForecaster(root / "lstm.onnx").predict(window), predictor.model.predict(window), atol=1e-5)
