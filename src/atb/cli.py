@@ -450,14 +450,16 @@ def predict(
     table = Table(title=f"{symbol} forecast from {forecast['origin_time']} (close {forecast['origin_close']:.2f}) by {forecast['model']}")
     for column in ("horizon", "target time", "forecast", "change"):
         table.add_column(column, justify="right")
-    has_intervals = "lower_95" in forecast["horizons"][0]
-    if has_intervals:
-        table.add_column("80% interval", justify="right")
-        table.add_column("95% interval", justify="right")
+    intervals = [
+        (label, prefix)
+        for label, prefix in (("80% conformal", "conformal_{}_80"), ("95% conformal", "conformal_{}_95"), ("95% MC dropout", "{}_95"))
+        if prefix.format("lower") in forecast["horizons"][0]
+    ]
+    for label, _ in intervals:
+        table.add_column(label, justify="right")
     for row in forecast["horizons"]:
         cells = [str(row["horizon"]), row["target_time"], f"{row['forecast']:.2f}", f"{row['change']:+.2%}"]
-        if has_intervals:
-            cells += [f"{row['lower_80']:.2f} .. {row['upper_80']:.2f}", f"{row['lower_95']:.2f} .. {row['upper_95']:.2f}"]
+        cells += [f"{row[p.format('lower')]:.2f} .. {row[p.format('upper')]:.2f}" for _, p in intervals]
         table.add_row(*cells)
     console.print(table)
 
