@@ -431,6 +431,7 @@ def predict(
     keep_last_bar: KeepLastOpt = False,
     registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    engine: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; neural single models).")] = "torch",
 ) -> None:
     """Forecast every horizon from the newest data with the production (else latest) model."""
     from atb.inference import Predictor
@@ -440,7 +441,7 @@ def predict(
         cfg = build_config(
             None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None)
         )
-        predictor = Predictor.from_registry(cfg.registry_dir, symbol, model_type=model_type, ref=version)
+        predictor = Predictor.from_registry(cfg.registry_dir, symbol, model_type=model_type, ref=version, engine=engine)
         return predictor, predictor.forecast(load_market_data(cfg))
 
     predictor, forecast = run_guarded(action)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,9 +26,18 @@ class Predictor:
     model: ForecastModel
     transform: FeatureTransform
     feature_spec: dict
+    predict_windows: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.predict_windows is None:
+            self.predict_windows = self.model.predict
 
     @classmethod
-    def from_directory(cls, directory: str | Path, name: str | None = None) -> Predictor:
+    def from_directory(cls, directory: str | Path, name: str | None = None, engine: str = "torch") -> Predictor:
+        """Load a model version; engine "onnx" runs a neural model through ONNX Runtime
+        (one thread), the fast path for single forecasts on a CPU."""
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} is not one of {list(ENGINES)}")
         directory = Path(directory)
         spec_path = directory / FEATURES_FILE
         try:
@@ -35,23 +46,30 @@ class Predictor:
             raise FileNotFoundError(f"{spec_path} is missing: the model version is incomplete") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{spec_path} is corrupt: {exc}") from exc
+        model = load_model(directory / MODEL_DIR)
         return cls(
             name=name or directory.name,
-            model=load_model(directory / MODEL_DIR),
+            model=model,
             transform=FeatureTransform.load(directory),
             feature_spec=spec,
+            predict_windows=onnx_runtime_predict(model) if engine == "onnx" else None,
         )
 
     @classmethod
-    def from_registry(cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None):
+    def from_registry(
+        cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None, engine: str = "torch"
+    ):
         """The given version, else the type's production/latest, else the symbol's
         production/latest; an ensemble version gives an EnsemblePredictor."""
         version = resolve_version(ModelRegistry(Path(root)), symbol, model_type, ref)
         if version.metadata.get("kind") == "ensemble":
             from atb.ensemble.artifact import EnsemblePredictor
 
+            if engine != "torch":
+                raise ValueError(f"{version.ref} is an ensemble; engine {engine!r} serves single neural models only")
+
             return EnsemblePredictor.from_directory(version.path, name=version.ref)
-        return cls.from_directory(version.path, name=version.ref)
+        return cls.from_directory(version.path, name=version.ref, engine=engine)
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -64,7 +82,7 @@ class Predictor:
     def predict_prices(self, candles: Candles) -> tuple[pd.Timestamp, float, np.ndarray]:
         """Origin time, origin close and the forecast price per horizon from the newest bar."""
         window = self.transform.latest_window(self.features(candles))
-        prediction = self.model.predict(window)
+        prediction = self.predict_windows(window)
         close = float(candles.frame["close"].iloc[-1])
         prices = self.transform.target.to_prices(prediction, np.array([close]))[0]
         return candles.frame.index[-1], close, prices
@@ -87,6 +105,20 @@ class Predictor:
                 for h, price in zip(self.horizons, prices)
             ],
         }
+
+
+ENGINES = ("torch", "onnx")
+
+
+def onnx_runtime_predict(model: ForecastModel) -> Callable[[np.ndarray], np.ndarray]:
+    """`predict` through an ONNX Runtime session of the exported model (the file is
+    written to a temporary directory, loaded, and removed)."""
+    from atb.export import OnnxForecaster, export_onnx
+
+    model.require_capability("onnx_exportable")
+    with tempfile.TemporaryDirectory(prefix="atb-onnx-") as tmp:
+        forecaster = OnnxForecaster(export_onnx(model, Path(tmp) / "model.onnx"), threads=1)
+    return forecaster.predict
 
 
 def resolve_version(registry: ModelRegistry, symbol: str, model_type: str | None, ref: str | None) -> ModelVersion:

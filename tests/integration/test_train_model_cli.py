@@ -125,3 +125,13 @@ def test_onnx_export_matches_the_stored_model(trained):
     predictor = Predictor.from_registry(root / "models", "BTCUSDT", model_type="lstm")
     window = predictor.transform.latest_window(predictor.features(load_candles("BTCUSDT")))
     np.testing.assert_allclose(OnnxForecaster(root / "lstm.onnx").predict(window), predictor.model.predict(window), atol=1e-5)
+
+
+def test_onnx_engine_gives_the_same_forecast(trained):
+    root, _, _, forecast = trained
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        fast = runner.invoke(app, ["predict", "BTCUSDT", "--json", "--engine", "onnx"])
+    assert fast.exit_code == 0, fast.output
+    rows = json.loads(fast.stdout)["horizons"]
+    assert [r["forecast"] for r in rows] == pytest.approx([r["forecast"] for r in forecast["horizons"]], rel=1e-6)
