@@ -298,19 +298,27 @@ def interval_report(
         return out
     means, stds = {}, {}
     for name, model in models.items():
+        means[name], stds[name] = mc_moments(model, test.X, config)
         if model.supports_mc_dropout:
-            samples = model.predict_samples(test.X, config.mc_samples, seed=config.seed)
-            means[name], stds[name] = samples.mean(axis=0), samples.std(axis=0, ddof=1)
             out["mc_dropout"][name] = {
                 str(level): _interval_stats(*_gaussian(means[name], stds[name], level), test.y) for level in LEVELS
             }
             out["mc_dropout"][name]["mean_std"] = stds[name].mean(axis=0).tolist()
         else:
-            means[name] = model.predict(test.X)
             stds[name] = np.broadcast_to(np.asarray(residual_std[name]), means[name].shape)
     mix_mean, mix_std = combine_uncertainty(means, stds, FixedWeights().weights_of(list(models)).to_dict())
     out["ensemble_mixture"] = {str(level): _interval_stats(*_gaussian(mix_mean, mix_std, level), test.y) for level in LEVELS}
     return out
+
+
+def mc_moments(model: ForecastModel, X: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the MC-dropout forecasts; with uncertainty off, or for a model
+    without dropout, the plain forecast and a std of exactly zero."""
+    if config.uncertainty and model.supports_mc_dropout:
+        samples = model.predict_samples(X, config.mc_samples, seed=config.seed)
+        return samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    point = model.predict(X)
+    return point, np.zeros_like(point)
 
 
 def _gaussian(mean: np.ndarray, std: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
