@@ -395,6 +395,8 @@ def regimes(
     days: DaysOpt = None,
 ) -> None:
     """Share of each market regime per split (thresholds fitted on the training part)."""
+    import pandas as pd
+
     from atb.ensemble import REGIMES, RegimeDetector, regime_shares
     from atb.pipeline import prepare_data
 
@@ -404,8 +406,6 @@ def regimes(
         close = prepared.candles.frame["close"]
         ds = prepared.dataset
         labels = RegimeDetector().fit(close, ds.train.origin_time[-1]).transform(close)
-        import pandas as pd
-
         return {name: regime_shares(labels.loc[pd.DatetimeIndex(s.origin_time)]) for name, s in (("train", ds.train), ("val", ds.val), ("test", ds.test))}
 
     shares = run_guarded(action)
