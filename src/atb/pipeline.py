@@ -309,16 +309,16 @@ def train_model(
     def stage(name: str) -> None:
         emit("stage", {"name": name})
 
-    tic = time.perf_counter()
-    if prepared is None:
+    if prepared is None:  # otherwise the caller built (and timed) data and features once for several models
+        tic = time.perf_counter()
         stage("data")
         candles = candles if candles is not None else load_market_data(config)
         for line in candles.report.messages():
             emit("message", {"text": line})
         stage("features")
         prepared = prepare_data(config, candles)
+        timings["data_and_features_s"] = time.perf_counter() - tic
     dataset = prepared.dataset
-    timings["data_and_features_s"] = time.perf_counter() - tic
 
     model = create_model(
         config.model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.variant, **config.overrides
