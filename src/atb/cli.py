@@ -395,18 +395,15 @@ def regimes(
     days: DaysOpt = None,
 ) -> None:
     """Share of each market regime per split (thresholds fitted on the training part)."""
-    import pandas as pd
-
-    from atb.ensemble import REGIMES, RegimeDetector, regime_shares
+    from atb.ensemble import REGIMES, regime_shares
     from atb.pipeline import prepare_data
+    from atb.production import regimes_by_split
 
     def action():
         cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, None, False, None))
         prepared = prepare_data(cfg)
-        close = prepared.candles.frame["close"]
-        ds = prepared.dataset
-        labels = RegimeDetector().fit(close, ds.train.origin_time[-1]).transform(close)
-        return {name: regime_shares(labels.loc[pd.DatetimeIndex(s.origin_time)]) for name, s in (("train", ds.train), ("val", ds.val), ("test", ds.test))}
+        regimes = regimes_by_split(prepared.candles.frame["close"], prepared.dataset)
+        return {name: regime_shares(labels) for name, labels in regimes.items()}
 
     shares = run_guarded(action)
     table = Table(title=f"{symbol}: share of forecast origins per regime")

@@ -95,19 +95,21 @@ class Predictor:
             "symbol": candles.symbol,
             "origin_time": origin.isoformat(),
             "origin_close": close,
-            "horizons": [
-                {
-                    "horizon": h,
-                    "target_time": (origin + h * candles.bar_duration).isoformat(),
-                    "forecast": float(price),
-                    "change": float(price / close - 1.0),
-                }
-                for h, price in zip(self.horizons, prices)
-            ],
+            "horizons": [forecast_row(origin, candles.bar_duration, h, close, price) for h, price in zip(self.horizons, prices)],
         }
 
 
 ENGINES = ("torch", "onnx")
+
+
+def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int, close: float, price: float) -> dict:
+    """One horizon of a forecast: the target bar's time, the price and the change from `close`."""
+    return {
+        "horizon": horizon,
+        "target_time": (origin + horizon * bar_duration).isoformat(),
+        "forecast": float(price),
+        "change": float(price / close - 1.0),
+    }
 
 
 def onnx_runtime_predict(model: ForecastModel) -> Callable[[np.ndarray], np.ndarray]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from atb.config import TrainingConfig
 from atb.dataset import Dataset, Split
@@ -35,6 +34,7 @@ from atb.ensemble import (
     mean_width,
     regime_shares,
 )
+from atb.ensemble.uncertainty import gaussian_interval, mc_moments
 from atb.ensemble.artifact import LEVELS, EnsembleSpec
 from atb.io import atomic_write_json
 from atb.models import ForecastModel
@@ -197,11 +197,8 @@ def fit_ensemble(config: TrainingConfig, prepared: PreparedData, models: dict[st
     val_preds = {name: m.predict(val.X) for name, m in models.items()}
     test_preds = {name: m.predict(test.X) for name, m in models.items()}
 
-    close = prepared.candles.frame["close"]
-    detector = RegimeDetector().fit(close, pd.Timestamp(dataset.train.origin_time[-1]))
-    labels = detector.transform(close)
-    val_regimes = labels.loc[pd.DatetimeIndex(val.origin_time)].to_numpy()
-    test_regimes = labels.loc[pd.DatetimeIndex(test.origin_time)].to_numpy()
+    regimes = regimes_by_split(prepared.candles.frame["close"], dataset)
+    test_regimes = regimes["test"]
 
     fixed = FixedWeights()
     regime = RegimeWeights()
@@ -246,16 +243,21 @@ def fit_ensemble(config: TrainingConfig, prepared: PreparedData, models: dict[st
         "spec": spec,
         "online_weights": online_frame,
         "test_regimes": pd.Series(test_regimes, index=pd.DatetimeIndex(test.origin_time)),
-        "regime_shares": {
-            "train": regime_shares(labels.loc[pd.DatetimeIndex(dataset.train.origin_time)]),
-            "val": regime_shares(val_regimes),
-            "test": regime_shares(test_regimes),
-        },
+        "regime_shares": {name: regime_shares(labels) for name, labels in regimes.items()},
         "uncertainty": uncertainty,
         "stacking_coefficients": {
             f"h{h}": {"intercept": float(spec.intercept[j]), **dict(zip(names, map(float, coef[j])))}
             for j, h in enumerate(dataset.horizons)
         },
+    }
+
+
+def regimes_by_split(close: pd.Series, dataset: Dataset) -> dict[str, np.ndarray]:
+    """Regime label of every origin per split; thresholds fitted on the training part."""
+    labels = RegimeDetector().fit(close, pd.Timestamp(dataset.train.origin_time[-1])).transform(close)
+    return {
+        name: labels.loc[pd.DatetimeIndex(part.origin_time)].to_numpy()
+        for name, part in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))
     }
 
 
@@ -298,32 +300,17 @@ def interval_report(
         return out
     means, stds = {}, {}
     for name, model in models.items():
-        means[name], stds[name] = mc_moments(model, test.X, config)
+        means[name], stds[name] = mc_moments(model, test.X, config.mc_samples, enabled=True, seed=config.seed)
         if model.supports_mc_dropout:
             out["mc_dropout"][name] = {
-                str(level): _interval_stats(*_gaussian(means[name], stds[name], level), test.y) for level in LEVELS
+                str(level): _interval_stats(*gaussian_interval(means[name], stds[name], level), test.y) for level in LEVELS
             }
             out["mc_dropout"][name]["mean_std"] = stds[name].mean(axis=0).tolist()
         else:
             stds[name] = np.broadcast_to(np.asarray(residual_std[name]), means[name].shape)
     mix_mean, mix_std = combine_uncertainty(means, stds, FixedWeights().weights_of(list(models)).to_dict())
-    out["ensemble_mixture"] = {str(level): _interval_stats(*_gaussian(mix_mean, mix_std, level), test.y) for level in LEVELS}
+    out["ensemble_mixture"] = {str(level): _interval_stats(*gaussian_interval(mix_mean, mix_std, level), test.y) for level in LEVELS}
     return out
-
-
-def mc_moments(model: ForecastModel, X: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of the MC-dropout forecasts; with uncertainty off, or for a model
-    without dropout, the plain forecast and a std of exactly zero."""
-    if config.uncertainty and model.supports_mc_dropout:
-        samples = model.predict_samples(X, config.mc_samples, seed=config.seed)
-        return samples.mean(axis=0), samples.std(axis=0, ddof=1)
-    point = model.predict(X)
-    return point, np.zeros_like(point)
-
-
-def _gaussian(mean: np.ndarray, std: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    z = stats.norm.ppf(0.5 + level / 2)
-    return mean - z * std, mean + z * std
 
 
 def _interval_stats(lower: np.ndarray, upper: np.ndarray, y: np.ndarray) -> dict:

@@ -2,10 +2,9 @@
 
 import numpy as np
 
-from atb.config import TrainingConfig
 from atb.dataset import Split
 from atb.models import create_model
-from atb.production import mc_moments
+from atb.ensemble.uncertainty import mc_moments
 from atb.training.trainer import FitSettings
 
 
@@ -20,8 +19,8 @@ def test_std_positive_with_dropout_and_zero_without():
     model = create_model("lstm", (8, 3), horizons=(1, 7), variant="lightweight")
     model.fit(_split(64, 0), _split(16, 1), FitSettings(epochs=1, batch_size=16, device="cpu"))
     X = _split(10, 2).X
-    mean, std = mc_moments(model, X, TrainingConfig(mc_samples=8))
+    mean, std = mc_moments(model, X, 8)
     assert mean.shape == std.shape == (10, 2) and (std > 0).all()
-    point, zero = mc_moments(model, X, TrainingConfig(uncertainty=False))
+    point, zero = mc_moments(model, X, 8, enabled=False)
     assert (zero == 0).all()
     np.testing.assert_array_equal(point, model.predict(X))

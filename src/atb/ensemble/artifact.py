@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from atb.data import Candles
-from atb.ensemble.uncertainty import combine_uncertainty
-from atb.inference import Predictor
+from atb.ensemble.uncertainty import combine_uncertainty, gaussian_interval, mc_moments
+from atb.inference import Predictor, forecast_row
 from atb.io import atomic_write_json
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -107,28 +106,20 @@ class EnsemblePredictor:
         for name, predictor in self.bases.items():
             window = predictor.transform.latest_window(predictor.features(candles))
             points[name] = predictor.model.predict(window)
-            if predictor.model.supports_mc_dropout and self.spec.mc_samples > 1:
-                samples = predictor.model.predict_samples(window, self.spec.mc_samples)
-                means[name], stds[name] = samples.mean(axis=0), samples.std(axis=0, ddof=1)
-            else:
-                means[name] = points[name]
+            means[name], stds[name] = mc_moments(predictor.model, window, self.spec.mc_samples, enabled=self.spec.mc_samples > 1)
+            if name in self.spec.residual_std:  # no MC dropout: its validation residual spread
                 stds[name] = np.asarray(self.spec.residual_std[name], dtype=float)[None, :]
         point = self.spec.stack(points)[0]
         weights = {name: self.spec.fixed_weights[name] for name in self.bases}
         mix_mean, mix_std = combine_uncertainty(means, stds, weights)
         rows = []
         for j, h in enumerate(self.horizons):
-            row = {
-                "horizon": h,
-                "target_time": (origin + h * candles.bar_duration).isoformat(),
-                "forecast": close * float(np.exp(point[j])),
-                "change": float(np.exp(point[j]) - 1.0),
-            }
+            row = forecast_row(origin, candles.bar_duration, h, close, close * float(np.exp(point[j])))
             for level in LEVELS:
-                z = stats.norm.ppf(0.5 + level / 2)
                 pct = int(round(level * 100))
-                row[f"lower_{pct}"] = close * float(np.exp(mix_mean[0, j] - z * mix_std[0, j]))
-                row[f"upper_{pct}"] = close * float(np.exp(mix_mean[0, j] + z * mix_std[0, j]))
+                lower, upper = gaussian_interval(mix_mean[0, j], mix_std[0, j], level)
+                row[f"lower_{pct}"] = close * float(np.exp(lower))
+                row[f"upper_{pct}"] = close * float(np.exp(upper))
                 half = self.spec.conformal[str(level)][j]
                 row[f"conformal_lower_{pct}"] = close * float(np.exp(point[j] - half))
                 row[f"conformal_upper_{pct}"] = close * float(np.exp(point[j] + half))

@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +139,19 @@ def _same_shape(*arrays: np.ndarray) -> list[np.ndarray]:
     if len(shapes) != 1 or arrays[0].ndim != 2:
         raise ValueError(f"arrays must share one (n, H) shape, got {[array.shape for array in arrays]}")
     return arrays
+
+
+def gaussian_interval(mean: np.ndarray, std: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Central `level` interval of N(mean, std^2): `(lower, upper)`."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    return mean - z * std, mean + z * std
+
+
+def mc_moments(model, X: np.ndarray, n_samples: int, enabled: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of `model`'s MC-dropout forecasts for windows `X`; when disabled,
+    or for a model without dropout, the plain forecast and a std of exactly zero."""
+    if enabled and model.supports_mc_dropout:
+        samples = model.predict_samples(X, n_samples, seed=seed)
+        return samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    point = model.predict(X)
+    return point, np.zeros_like(point)
