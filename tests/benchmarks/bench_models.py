@@ -10,7 +10,9 @@ Data: a seeded random walk with BTC-like daily volatility, 61 causal features
 (the log-return and its trailing means over 2..61 bars, scaled), lookback 60,
 horizons 1/7/30, about 3,700 windows split 70/15/15 in time; batch size 64.
 Latency follows the benchmark protocol: one origin, all horizons, at least 200
-calls after warm-up.
+calls after warm-up. For a neural type the same loop also times the bare network
+forward (what a hand-written loop would call) and, with --onnx, ONNX Runtime,
+interleaved call by call: their ratios hold within one run even on a noisy machine.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,24 +80,42 @@ def time_training(model_type: str, train: Split, val: Split, settings: FitSettin
     }
 
 
-def time_inference(model, X: np.ndarray, calls: int, warm_up: int = 20) -> dict:
-    """Single-origin latency percentiles (ms) and batch-of-1000 throughput (windows/s)."""
+def time_inference(engines: dict[str, Callable[[np.ndarray], object]], X: np.ndarray, calls: int,
+                   warm_up: int = 20) -> dict[str, dict]:
+    """Per engine: single-origin latency percentiles (ms) and batch-of-1000 throughput
+    (windows/s). Single calls are interleaved engine by engine, so a noisy machine
+    slows every engine alike and their ratio holds within the run."""
     for i in range(warm_up):
-        model.predict(X[i:i + 1])
-    latencies = []
+        for predict in engines.values():
+            predict(X[i:i + 1])
+    latencies: dict[str, list[float]] = {name: [] for name in engines}
     for i in range(calls):
         window = X[i % len(X)][None]
-        started = time.perf_counter()
-        model.predict(window)
-        latencies.append(time.perf_counter() - started)
+        for name, predict in engines.items():
+            latencies[name].append(_timed(predict, window))
     batch = np.resize(X, (1000, *X.shape[1:]))
-    model.predict(batch)
-    batch_seconds = min(_timed(model.predict, batch) for _ in range(3))
-    return {
-        "p50_ms": 1e3 * float(np.percentile(latencies, 50)),
-        "p99_ms": 1e3 * float(np.percentile(latencies, 99)),
-        "batch1000_per_second": 1000 / batch_seconds,
-    }
+    results = {}
+    for name, predict in engines.items():
+        predict(batch)
+        batch_seconds = min(_timed(predict, batch) for _ in range(3))
+        results[name] = {
+            "p50_ms": 1e3 * float(np.percentile(latencies[name], 50)),
+            "p99_ms": 1e3 * float(np.percentile(latencies[name], 99)),
+            "batch1000_per_second": 1000 / batch_seconds,
+        }
+    return results
+
+
+def bare_forward(model) -> Callable[[np.ndarray], torch.Tensor]:
+    """The fitted network called directly, as a hand-written serving loop would: no
+    input checks, no chunking, no conversion of the output."""
+    network = model.network_
+
+    def forward(X: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            return network(torch.from_numpy(X))
+
+    return forward
 
 
 def report(model_type: str, what: str, timing: dict) -> None:
@@ -152,15 +173,18 @@ def main() -> None:
             model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS)
             subset = slice(0, INFERENCE_FIT_WINDOWS) if model.is_neural else slice(None)
             model.fit(train.subset(subset), val, FitSettings(epochs=1, device=args.device, n_jobs=os.cpu_count()))
-        timing = time_inference(model, test.X, args.calls)
-        results.setdefault(model_type, {})["inference"] = timing
-        report(model_type, "inference", timing)
-        if args.onnx and model.onnx_exportable:
-            with tempfile.TemporaryDirectory() as directory:
-                forecaster = OnnxForecaster(export_onnx(model, Path(directory) / "model.onnx"), threads=1)
-                timing = time_inference(forecaster, test.X, args.calls)
-            results[model_type]["onnx_inference"] = timing
-            report(model_type, "onnx", timing)
+        engines = {"inference": model.predict}
+        if model.is_neural:
+            engines["bare"] = bare_forward(model)
+        with tempfile.TemporaryDirectory() as directory:
+            if args.onnx and model.onnx_exportable:
+                engines["onnx"] = OnnxForecaster(export_onnx(model, Path(directory) / "model.onnx"), threads=1).predict
+            timings = time_inference(engines, test.X, args.calls)
+        results.setdefault(model_type, {}).update(timings)
+        for engine, timing in timings.items():
+            report(model_type, engine, timing)
+        if "bare" in timings:
+            print(f"{'':15s} predict / bare forward p50: {timings['inference']['p50_ms'] / timings['bare']['p50_ms']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=2))
 

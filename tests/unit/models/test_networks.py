@@ -74,6 +74,16 @@ def test_forward_shape_and_eval_determinism(name, variant):
 
 
 @pytest.mark.parametrize("name", NETWORKS)
+def test_single_window_forward_matches_its_row_in_a_batch(name):
+    """A batch of one may take another kernel (CausalConv1d) but gives the same numbers."""
+    model = build(name).eval()
+    x = inputs()
+    with torch.inference_mode():
+        singles = torch.cat([model(x[i:i + 1]) for i in range(BATCH)])
+        torch.testing.assert_close(singles, model(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
 def test_dropout_is_active_in_train_mode_for_mc_sampling(name):
     model = build(name).train()
     assert any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
@@ -103,20 +113,21 @@ def test_attention_maps_respect_the_causal_mask(name):
     assert (maps.diagonal(dim1=1, dim2=2) > 0).all()
 
 
+@pytest.mark.parametrize("batch", [BATCH, 1], ids=["batch", "single"])
 @pytest.mark.parametrize("grad_enabled", [False, True], ids=["inference", "autograd"])
 @pytest.mark.parametrize("t", [0, 7, LOOKBACK - 2])
 @pytest.mark.parametrize("name", CAUSAL)
-def test_encode_never_looks_ahead(name, t, grad_enabled):
+def test_encode_never_looks_ahead(name, t, grad_enabled, batch):
     model = build(name).eval()
-    x = inputs()
+    x = inputs()[:batch]
     future_changed, present_changed = x.clone(), x.clone()
-    future_changed[:, t + 1 :] = inputs(seed=2)[:, t + 1 :]
+    future_changed[:, t + 1 :] = inputs(seed=2)[:batch, t + 1 :]
     present_changed[:, t] += 1.0
     with torch.set_grad_enabled(grad_enabled):
         base = model.encode(x)
         after_future_change = model.encode(future_changed)
         after_present_change = model.encode(present_changed)
-    assert base.shape[:2] == (BATCH, LOOKBACK)
+    assert base.shape[:2] == (batch, LOOKBACK)
     torch.testing.assert_close(after_future_change[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
     assert (after_present_change[:, t] - base[:, t]).abs().max() > 1e-4
 
