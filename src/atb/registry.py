@@ -13,6 +13,11 @@ A version directory is complete the moment it appears: it is built under
 `.staging/`, given a `metadata.json` whose `files` manifest holds the SHA-256
 of every file, and renamed into place under the symbol lock. Pointers and
 stages are small JSON files replaced atomically, so readers need no lock.
+
+A build directory is named after its host and process id. A process killed
+mid-build (SIGKILL, power loss) leaves it behind; the next build on the same
+host removes it once that process is gone. Builds of other hosts sharing the
+registry are left alone: their processes cannot be checked from here.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -46,6 +52,7 @@ _TYPE_POINTER = "latest"
 _SYMBOL_POINTER = "latest.json"
 _STAGES_FILE = "stages.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_OWNER_END = "~"  # build directories: "{host}.{pid}~{symbol}-{model_type}-{random}"
 _VERSION = re.compile(r"v(\d{4,})")
 
 
@@ -99,7 +106,8 @@ class ModelRegistry:
         _check_reserved_fields(metadata, symbol, model_type)
         staging = self.root / _STAGING_DIR
         staging.mkdir(parents=True, exist_ok=True)
-        build_dir = Path(tempfile.mkdtemp(prefix=f"{symbol}-{model_type}-", dir=staging))
+        _remove_abandoned_builds(staging)
+        build_dir = Path(tempfile.mkdtemp(prefix=f"{_build_owner()}{_OWNER_END}{symbol}-{model_type}-", dir=staging))
         try:
             populate(build_dir)
             if (build_dir / METADATA_FILE).exists():
@@ -354,6 +362,33 @@ def flatten_metrics(nested: Mapping[str, Any], sep: str = ".") -> dict[str, Any]
         else:
             flat[name] = value
     return flat
+
+
+def _build_owner() -> str:
+    """`{host}.{pid}` of this process, as build directory names start."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+    return f"{host}.{os.getpid()}"
+
+
+def _remove_abandoned_builds(staging: Path) -> None:
+    """Delete build directories of this host whose process has exited."""
+    host = _build_owner().rsplit(".", 1)[0]
+    for build in staging.iterdir():
+        owner, separator, _ = build.name.partition(_OWNER_END)
+        owner_host, _, pid = owner.rpartition(".")
+        if separator and owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            logger.warning("removing %s, left by process %s which exited mid-build", build, pid)
+            shutil.rmtree(build, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def _check_name(kind: str, name: str) -> None:

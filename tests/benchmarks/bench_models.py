@@ -83,16 +83,19 @@ def time_training(model_type: str, train: Split, val: Split, settings: FitSettin
 def time_inference(engines: dict[str, Callable[[np.ndarray], object]], X: np.ndarray, calls: int,
                    warm_up: int = 20) -> dict[str, dict]:
     """Per engine: single-origin latency percentiles (ms) and batch-of-1000 throughput
-    (windows/s). Single calls are interleaved engine by engine, so a noisy machine
-    slows every engine alike and their ratio holds within the run."""
+    (windows/s). Single calls are interleaved engine by engine, the first engine
+    rotating, so a noisy machine slows every engine alike and their ratio holds
+    within the run."""
     for i in range(warm_up):
         for predict in engines.values():
             predict(X[i:i + 1])
     latencies: dict[str, list[float]] = {name: [] for name in engines}
+    names = list(engines)
     for i in range(calls):
         window = X[i % len(X)][None]
-        for name, predict in engines.items():
-            latencies[name].append(_timed(predict, window))
+        first = i % len(names)
+        for name in names[first:] + names[:first]:
+            latencies[name].append(_timed(engines[name], window))
     batch = np.resize(X, (1000, *X.shape[1:]))
     results = {}
     for name, predict in engines.items():

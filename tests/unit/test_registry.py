@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,37 @@ def test_invalid_names_and_metadata_are_refused(registry: ModelRegistry) -> None
         registry.create_version(SYMBOL, "lstm", lambda d: (d / "metadata.json").write_text("{}"), {})
     assert registry.list_versions() == []
     assert list((registry.root / ".staging").iterdir()) == []
+
+
+def _killed_mid_build(root: str) -> None:
+    """Worker: dies by SIGKILL while its version is being written (no cleanup can run)."""
+
+    def populate(directory: Path) -> None:
+        (directory / "weights.bin").write_bytes(b"partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    ModelRegistry(Path(root)).create_version(SYMBOL, "lstm", populate, {})
+
+
+def test_build_left_by_a_killed_process_is_removed_by_the_next_build(registry: ModelRegistry) -> None:
+    worker = multiprocessing.get_context("spawn").Process(target=_killed_mid_build, args=(str(registry.root),))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == -signal.SIGKILL
+    staging = registry.root / ".staging"
+    [abandoned] = staging.iterdir()
+    assert (abandoned / "weights.bin").read_bytes() == b"partial"
+    host = socket.gethostname().replace(".", "-")
+    running = staging / f"{host}.{os.getpid()}~{SYMBOL}-lstm-live"  # a build of a process still running
+    elsewhere = staging / f"otherhost.{worker.pid}~{SYMBOL}-lstm-remote"  # another host's: cannot be checked
+    unknown = staging / "not-a-build"
+    for directory in (running, elsewhere, unknown):
+        directory.mkdir()
+
+    _create(registry, "lstm", "a")
+
+    assert sorted(staging.iterdir()) == sorted([running, elsewhere, unknown])
+    assert [m.version for m in registry.list_versions()] == ["v0001"]
 
 
 def test_metadata_may_repeat_symbol_and_type(registry: ModelRegistry) -> None:
