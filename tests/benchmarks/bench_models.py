@@ -4,6 +4,7 @@ single-forecast latency (p50/p99) and batch throughput, per model type.
     python tests/benchmarks/bench_models.py                      # enhanced_lstm + transformer training, every type's inference
     python tests/benchmarks/bench_models.py --epochs 1 --types lstm,tcn --inference-types lstm,lightgbm
     python tests/benchmarks/bench_models.py --device cuda --json results.json
+    python tests/benchmarks/bench_models.py --device cuda --cuda-graphs --epochs 5   # eager vs CUDA graph
     python tests/benchmarks/bench_models.py --types "" --threads 1 --onnx   # inference only, also via ONNX Runtime
 
 Data: a seeded random walk with BTC-like daily volatility, 61 causal features
@@ -24,6 +25,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +35,9 @@ import torch
 from atb.dataset import Split
 from atb.export import OnnxForecaster, export_onnx
 from atb.models import AVAILABLE_MODELS, create_model
-from atb.training import FitSettings
+from atb.training import FitSettings, resolve_device
 
-LOOKBACK, N_FEATURES, HORIZONS, N_WINDOWS = 60, 61, (1, 7, 30), 3700
+LOOKBACK, N_FEATURES, HORIZONS, N_WINDOWS, BATCH_SIZE = 60, 61, (1, 7, 30), 3700, 64
 INFERENCE_FIT_WINDOWS = 512  # neural types timed for inference only are fitted briefly on this many
 DEFAULT_TRAIN_TYPES = ("enhanced_lstm", "transformer")
 
@@ -66,7 +68,8 @@ def btc_like_splits(seed: int = 0) -> tuple[Split, Split, Split]:
 
 
 def time_training(model_type: str, train: Split, val: Split, settings: FitSettings) -> dict:
-    """Seconds per epoch (validation included) over `settings.epochs` epochs, no early stop."""
+    """Seconds per epoch (validation included) over `settings.epochs` epochs, no early
+    stop; `steady_epoch_seconds` leaves out the first epoch (CUDA warm-up, graph capture)."""
     model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS)
     started = time.perf_counter()
     history = model.fit(train, val, settings)
@@ -77,7 +80,26 @@ def time_training(model_type: str, train: Split, val: Split, settings: FitSettin
         "rounds": len(history),
         "epoch_seconds": epoch_seconds,
         "mean_epoch_seconds": float(np.mean(epoch_seconds)),
+        "steady_epoch_seconds": float(np.mean(epoch_seconds[1:] or epoch_seconds)),
+        "val_loss": [row["val_loss"] for row in history],
     }
+
+
+def compare_runs(reference: dict, other: dict, X: np.ndarray) -> dict:
+    """How far two trainings of one type ended apart: the largest per-epoch relative
+    validation-loss gap, and the largest forecast gap on `X` in units of the
+    reference forecasts' standard deviation."""
+    loss_a, loss_b = np.array(reference["val_loss"]), np.array(other["val_loss"])
+    forecast_a, forecast_b = reference["model"].predict(X), other["model"].predict(X)
+    return {
+        "max_val_loss_rel_gap": float(np.max(np.abs(loss_b - loss_a) / np.abs(loss_a))),
+        "max_forecast_gap_in_std": float(np.max(np.abs(forecast_b - forecast_a)) / forecast_a.std()),
+    }
+
+
+def whole_batches(split: Split, batch_size: int) -> Split:
+    """The first windows of `split` that fill whole batches (a CUDA graph replays one batch shape)."""
+    return split.subset(slice(0, len(split) // batch_size * batch_size))
 
 
 def time_inference(engines: dict[str, Callable[[np.ndarray], object]], X: np.ndarray, calls: int,
@@ -141,6 +163,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="single-origin predictions timed per type (>= 200)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--onnx", action="store_true", help="also time exported neural models in ONNX Runtime (1 thread)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="train each type eagerly, again eagerly, and as a CUDA graph; compare speed and results")
+    parser.add_argument("--mixed-precision", action="store_true", help="autocast on CUDA (all training runs)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     train_types = [t for t in args.types.split(",") if t]
@@ -148,7 +173,11 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if (args.cuda_graphs or args.mixed_precision) and resolve_device(args.device).type != "cuda":
+        parser.error("--cuda-graphs and --mixed-precision need --device cuda (or auto on a machine with CUDA)")
     train, val, test = btc_like_splits()
+    if args.cuda_graphs:
+        train = whole_batches(train, BATCH_SIZE)  # every run sees the same batches
     machine = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -158,18 +187,29 @@ def main() -> None:
         "device": args.device,
     }
     print(f"machine: {machine}")
-    print(f"windows: train {train.X.shape}, val {len(val)}, test {len(test)}; batch 64; epochs {args.epochs}")
-    settings = FitSettings(epochs=args.epochs, batch_size=64, patience=args.epochs + 1, device=args.device, n_jobs=os.cpu_count())
+    print(f"windows: train {train.X.shape}, val {len(val)}, test {len(test)}; batch {BATCH_SIZE}; epochs {args.epochs}")
+    settings = FitSettings(epochs=args.epochs, batch_size=BATCH_SIZE, patience=args.epochs + 1, device=args.device,
+                           mixed_precision=args.mixed_precision, n_jobs=os.cpu_count())
+    runs = {"eager": settings}
+    if args.cuda_graphs:
+        runs |= {"eager_again": settings, "cuda_graphs": replace(settings, cuda_graphs=True)}
 
     results: dict[str, dict] = {}
     models = {}
     for model_type in train_types:
-        timing = time_training(model_type, train, val, settings)
-        models[model_type] = timing.pop("model")
-        results[model_type] = {"training": timing}
-        first = ", ".join(f"{s:.2f}" for s in timing["epoch_seconds"][:5])
-        print(f"{model_type:15s} training: {timing['mean_epoch_seconds']:.2f} s/epoch over {timing['rounds']} "
-              f"epochs or boosting rounds ({first}{' ...' if timing['rounds'] > 5 else ''}), fit {timing['fit_seconds']:.1f} s")
+        timings = {run: time_training(model_type, train, val, run_settings) for run, run_settings in runs.items()}
+        for run, timing in timings.items():
+            first = ", ".join(f"{s:.3f}" for s in timing["epoch_seconds"][:5])
+            print(f"{model_type:15s} training ({run}): {timing['mean_epoch_seconds']:.3f} s/epoch, "
+                  f"{timing['steady_epoch_seconds']:.3f} after the first, over {timing['rounds']} epochs or "
+                  f"boosting rounds ({first}{' ...' if timing['rounds'] > 5 else ''}), fit {timing['fit_seconds']:.1f} s")
+        comparisons = {run: compare_runs(timings["eager"], timings[run], test.X) for run in timings if run != "eager"}
+        for run, gap in comparisons.items():
+            print(f"{'':15s} {run} vs eager: val loss within {gap['max_val_loss_rel_gap']:.2%} per epoch, "
+                  f"test forecasts within {gap['max_forecast_gap_in_std']:.3f} std")
+        models[model_type] = timings["eager"]["model"]
+        results[model_type] = {"training": {run: {k: v for k, v in t.items() if k != "model"} for run, t in timings.items()},
+                               "training_vs_eager": comparisons}
     for model_type in inference_types:
         model = models.get(model_type)
         if model is None:
