@@ -307,7 +307,7 @@ def show_training_result(report: dict, metrics: dict) -> None:
         f"{data['rows']} bars {data['span'][0][:10]} .. {data['span'][1][:10]}, "
         f"{len(report['history'])} epochs, fit {report['timings']['fit_s']:.1f} s"
     )
-    console.print(metrics_table(metrics, "Test metrics (RMSE/naive below 1 beats the naive forecast; compare MASE with the naive row)"))
+    console.print(metrics_table(metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
     bt = report["backtest"]
     if "total_return" in bt:
         console.print(

@@ -3,12 +3,15 @@
 Every forecast is judged against the naive forecast (close at t+h = close at t)
 on the same origins. Definitions the protocol leaves open are fixed here:
 
-- MASE scales the MAE by the in-sample MAE of the h-step naive forecast on the
-  training closes: ``mean |c[t+h] - c[t]|`` over the training series. The
-  scale is in training-period prices, so when the price level has moved the
-  naive forecast's own test MASE is not 1 (on the bundled BTC sample it is
-  about 2.3-2.6): compare a model's MASE with the naive's, as ``rmse_ratio``
-  does directly.
+- ``mase`` scales the MAE by the MAE of the naive forecast on the same origins
+  and horizon, so that, as the protocol asks of a skill score, below 1.0 beats
+  the naive forecast and the naive forecast itself scores exactly 1.
+  ``mase_insample`` is the textbook MASE (Hyndman & Koehler, 2006): the MAE
+  over the in-sample MAE of the h-step naive forecast on the training closes,
+  ``mean |c[t+h] - c[t]|``. Its scale is in training-period prices, so when
+  the price level has moved (on the bundled BTC sample the test prices lie
+  above every training price) even the naive forecast scores far from 1:
+  compare it between models, not with 1.
 - Directional accuracy counts an origin as a hit when
   ``sign(predicted - origin) == sign(actual - origin)``. Origins whose actual
   move is exactly zero are left out; a forecast of exactly zero change is
@@ -23,7 +26,7 @@ on the same origins. Definitions the protocol leaves open are fixed here:
   ``n - 1`` degrees of freedom.
 
 All values are Python ``int``/``float``/``str``. A value is NaN only where it is
-undefined: a zero denominator (naive RMSE, MASE scale, a constant actual series
+undefined: a zero denominator (naive RMSE or MAE, MASE scale, a constant actual series
 for R²), no origin with a non-zero move (directional metrics), or too few
 origins / zero variance for the Diebold-Mariano test.
 """
@@ -51,6 +54,7 @@ METRIC_KEYS = (
     "mae_naive",
     "rmse_ratio",
     "mase",
+    "mase_insample",
     "directional_accuracy",
     "direction_n",
     "majority_direction",
@@ -71,7 +75,7 @@ def evaluate_horizon(
     """All protocol metrics of one horizon; keys are `METRIC_KEYS`.
 
     origin_close, actual_close, predicted_close: `(n,)` closes at t, at t+h,
-    and forecast for t+h. scale_series: the training-part closes (for MASE).
+    and forecast for t+h. scale_series: the training-part closes (for `mase_insample`).
     """
     origin = _positive_prices("origin_close", origin_close)
     actual = _positive_prices("actual_close", actual_close)
@@ -83,6 +87,7 @@ def evaluate_horizon(
     rmse = float(skm.root_mean_squared_error(actual, predicted))
     mae = float(skm.mean_absolute_error(actual, predicted))
     rmse_naive = float(skm.root_mean_squared_error(actual, origin))
+    mae_naive = float(skm.mean_absolute_error(actual, origin))
     hits, direction_n = direction_hits(origin, actual, predicted)
     majority_direction, majority_accuracy, _ = majority_baseline(origin, actual)
     dm_stat, dm_pvalue = diebold_mariano(actual - predicted, actual - origin, horizon)
@@ -93,9 +98,10 @@ def evaluate_horizon(
         "mape": float(100.0 * skm.mean_absolute_percentage_error(actual, predicted)),
         "r2": _r2(actual, predicted),
         "rmse_naive": rmse_naive,
-        "mae_naive": float(skm.mean_absolute_error(actual, origin)),
+        "mae_naive": mae_naive,
         "rmse_ratio": _ratio(rmse, rmse_naive),
-        "mase": _ratio(mae, scale),
+        "mase": _ratio(mae, mae_naive),
+        "mase_insample": _ratio(mae, scale),
         "directional_accuracy": _ratio(hits, direction_n),
         "direction_n": direction_n,
         "majority_direction": majority_direction,

@@ -51,7 +51,16 @@ def test_naive_skill_by_hand(tiny):
     assert tiny["rmse_naive"] == pytest.approx(math.sqrt((4 + 1 + 0 + 4) / 4))
     assert tiny["mae_naive"] == pytest.approx(5 / 4)
     assert tiny["rmse_ratio"] == pytest.approx(math.sqrt(7 / 4) / 1.5)
-    assert tiny["mase"] == pytest.approx(1.25 / 2.25)
+    assert tiny["mase"] == pytest.approx(1.25 / 1.25)  # same MAE as naive here
+    assert tiny["mase_insample"] == pytest.approx(1.25 / 2.25)
+
+
+def test_mase_is_one_for_naive_and_below_one_for_a_better_forecast():
+    naive = evaluate_horizon(ORIGIN, ACTUAL, ORIGIN, 1, TRAIN_CLOSES)
+    halfway = evaluate_horizon(ORIGIN, ACTUAL, (ORIGIN + ACTUAL) / 2, 1, TRAIN_CLOSES)
+    assert naive["mase"] == 1.0
+    assert halfway["mase"] == pytest.approx(0.5)
+    assert halfway["mase_insample"] == pytest.approx(0.5 * 1.25 / 2.25)
 
 
 def test_direction_by_hand(tiny):
