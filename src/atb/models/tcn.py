@@ -135,11 +135,19 @@ class TCNAttentionNetwork(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Per-timestep representation `[batch, lookback, num_filters]`; step t sees steps <= t only."""
         h = self.tcn(x)
-        attended = self.attention(h, h, h, attn_mask=self.causal_mask, is_causal=True, need_weights=False)[0]
-        return self.norm(h + self.dropout(attended))
+        return self._attend(h, h, causal=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.encode(x)[:, -1]))
+        """Reads out the last step only; as it sees every step, it alone attends (no
+        mask), which gives `encode(x)[:, -1]` without computing the other queries."""
+        h = self.tcn(x)
+        return self.head(self.dropout(self._attend(h[:, -1:], h, causal=False)[:, 0]))
+
+    def _attend(self, query: torch.Tensor, h: torch.Tensor, causal: bool) -> torch.Tensor:
+        """`query` attends over `h`, then residual + LayerNorm: `[batch, len(query), num_filters]`."""
+        mask = self.causal_mask if causal else None
+        attended = self.attention(query, h, h, attn_mask=mask, is_causal=causal, need_weights=False)[0]
+        return self.norm(query + self.dropout(attended))
 
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Head-averaged attention `[batch, lookback (query), lookback (key)]`, zero above the diagonal."""

@@ -113,6 +113,13 @@ def test_attention_maps_respect_the_causal_mask(name):
     assert (maps.diagonal(dim1=1, dim2=2) > 0).all()
 
 
+def test_tcn_attention_forward_reads_the_last_step_of_encode():
+    model = build("tcn_attention").eval()
+    x = inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), model.head(model.encode(x)[:, -1]), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("batch", [BATCH, 1], ids=["batch", "single"])
 @pytest.mark.parametrize("grad_enabled", [False, True], ids=["inference", "autograd"])
 @pytest.mark.parametrize("t", [0, 7, LOOKBACK - 2])
