@@ -49,7 +49,7 @@ class CausalConv1d(nn.Conv1d):
 
     A batch of one on the CPU is computed as one matrix product over the stacked
     kernel taps: for it PyTorch skips oneDNN and runs a dilated convolution as
-    tens of thousands of tiny tensor ops (about half the single-forecast latency
+    tens of thousands of tiny tensor ops (over a third of the single-forecast latency
     of a TCN). Larger batches, and every backward pass in training, use the
     convolution kernel; both give the same numbers up to float rounding.
     """
