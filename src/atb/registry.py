@@ -364,15 +364,19 @@ def flatten_metrics(nested: Mapping[str, Any], sep: str = ".") -> dict[str, Any]
     return flat
 
 
+def _host() -> str:
+    """This machine's name with only letters, digits and '-' (no '.' or '~')."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+
+
 def _build_owner() -> str:
     """`{host}.{pid}` of this process, as build directory names start."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
-    return f"{host}.{os.getpid()}"
+    return f"{_host()}.{os.getpid()}"
 
 
 def _remove_abandoned_builds(staging: Path) -> None:
     """Delete build directories of this host whose process has exited."""
-    host = _build_owner().rsplit(".", 1)[0]
+    host = _host()
     for build in staging.iterdir():
         owner, separator, _ = build.name.partition(_OWNER_END)
         owner_host, _, pid = owner.rpartition(".")
