@@ -195,10 +195,14 @@ def train_network(
     *,
     horizons: tuple[int, ...],
     training_defaults: dict[str, Any] | None = None,
+    d_model: int | None = None,
     target_scale: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainingResult:
     """Fit `network` in place; it ends holding the best weights (lowest val loss).
+
+    `d_model` (the width of an attention network) sets the Noam peak learning
+    rate when the defaults declare `warmup_steps` and no rate is given.
 
     `target_scale` (per horizon, e.g. the training targets' std) normalises each
     horizon's error inside the loss; MAE in the history stays in target space.
@@ -207,7 +211,7 @@ def train_network(
     """
     _check_settings(settings)
     device = resolve_device(settings.device)
-    plan = TrainingPlan.resolve(training_defaults, settings, getattr(network, "d_model", None))
+    plan = TrainingPlan.resolve(training_defaults, settings, d_model)
     _check_accelerator_options(settings, device)
     network.to(device).train()
     X, Y = _to_device(train, device)

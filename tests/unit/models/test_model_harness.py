@@ -312,3 +312,11 @@ def test_gpu_check_reports_versions_and_a_timed_matmul():
     assert report["torch_version"] == torch.__version__ and report["device"] == "cpu"
     assert report["cuda_available"] == torch.cuda.is_available()
     assert report["matmul_seconds"] > 0
+
+
+@pytest.mark.parametrize("variant", ["lightweight", "default"])
+def test_transformer_trains_on_the_noam_schedule_of_its_own_width(variant):
+    model = create_model("transformer", (LOOKBACK, N_FEATURES), HORIZONS, variant)
+    history = model.fit(TRAIN, VAL, ONE_EPOCH)  # one step; the row holds the rate set for step 2
+    d_model, warmup = model.hyperparameters()["d_model"], 500
+    assert history[0]["lr"] == pytest.approx((d_model * warmup) ** -0.5 * 2 / warmup, rel=1e-6)

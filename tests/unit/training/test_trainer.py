@@ -60,6 +60,7 @@ def fit(network=None, train=None, val=None, **settings):
     result = train_network(
         network, train or make_split(256, 0), val or make_split(64, 1), settings,
         horizons=HORIZONS, training_defaults=getattr(network, "training_defaults", None),
+        d_model=getattr(network, "d_model", None),
     )
     return network, result
 
