@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+from atb.data.timeframes import TIMEFRAMES
+
 GAP_POLICIES = ("error", "ffill", "keep")
 TARGET_KINDS = ("log_return", "price")
 SELECTION_TARGETS = ("return", "close")

@@ -32,13 +32,13 @@ import ccxt
 import numpy as np
 import pandas as pd
 
+from atb.data.timeframes import TIMEFRAMES
 from atb.data.validate import OHLCV_COLUMNS
 from atb.io import atomic_write_with
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "atb" / "exchange"
-SUPPORTED_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
 # Longest first, so that "SOLFDUSD" splits as SOL/FDUSD and not SOLFD/USD.
 KNOWN_QUOTES = tuple(
     sorted(
@@ -167,12 +167,12 @@ def fetch_ohlcv(
 
 
 def _bar_milliseconds(client: Any, exchange: str, timeframe: str) -> int:
-    if timeframe not in SUPPORTED_TIMEFRAMES:
-        raise ValueError(f"timeframe {timeframe!r} is not supported; valid: {', '.join(SUPPORTED_TIMEFRAMES)}")
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"timeframe {timeframe!r} is not supported; valid: {', '.join(TIMEFRAMES)}")
     offered = getattr(client, "timeframes", None) or {}
     if timeframe not in offered:
         raise ValueError(f"{exchange} does not offer timeframe {timeframe!r}; it offers: {', '.join(offered)}")
-    return int(client.parse_timeframe(timeframe)) * 1000
+    return TIMEFRAMES[timeframe] // pd.Timedelta(milliseconds=1)
 
 
 def _call_with_retries(

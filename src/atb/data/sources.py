@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from atb.data.timeframes import TIMEFRAMES
 from atb.data.validate import OHLCV_COLUMNS, DataValidationError, ValidationReport, validate_ohlcv
 
 SAMPLE_SYMBOLS = ("BTCUSDT",)
@@ -94,7 +95,7 @@ def load_candles(
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
         kwargs = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
         raw = fetch_ohlcv(symbol, timeframe=timeframe, days=days or 365, exchange=exchange, now=now, **kwargs)
-        bar_duration = pd.Timedelta(timeframe.replace("m", "min") if timeframe.endswith("m") else timeframe)
+        bar_duration = TIMEFRAMES[timeframe]
     else:
         path = sample_path(symbol)
         source = f"bundled sample {path.name}"

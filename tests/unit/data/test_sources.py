@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fake_exchange import FakeBinance
 
 from atb.data import DataSourceError, load_candles, read_ohlcv_file, sample_path
 
@@ -116,6 +117,17 @@ def test_bad_timestamp_names_row(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(DataSourceError, match=r"timestamp 'not a date' at row 3"):
         read_ohlcv_file(path)
+
+
+def test_exchange_candles_take_the_timeframe_as_bar_duration(tmp_path, monkeypatch):
+    now = pd.Timestamp("2024-03-01 10:25", tz="UTC")
+    with FakeBinance(now_ms=now.value // 1_000_000) as fake:
+        monkeypatch.setattr("atb.data.exchange.create_client", lambda exchange: fake.client())
+        candles = load_candles("BTCUSDT", exchange="binance", timeframe="15m", days=1, cache_dir=tmp_path, now=now)
+    assert candles.bar_duration == pd.Timedelta(minutes=15)
+    assert candles.source == "binance:BTCUSDT:15m"
+    assert candles.frame.index[-1] == pd.Timestamp("2024-03-01 10:00", tz="UTC")
+    assert len(candles.frame) == 96
 
 
 def test_days_keeps_the_newest_span():
