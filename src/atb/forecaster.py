@@ -21,6 +21,7 @@ from atb.config import TrainingConfig
 from atb.data import Candles
 from atb.data.validate import validate_ohlcv
 from atb.dataset import Split
+from atb.evaluation.metrics import directional_accuracy
 from atb.inference import Predictor
 from atb.pipeline import REPORT_FILE, load_market_data, train_model
 
@@ -67,14 +68,12 @@ class Forecaster:
         out = {}
         for j, h in enumerate(predictor.horizons):
             error = predicted[:, j] - split.future_close[:, j]
-            actual_move = np.sign(split.future_close[:, j] - split.origin_close)
-            called_move = np.sign(predicted[:, j] - split.origin_close)
-            moved = actual_move != 0
+            mse = float(np.mean(error**2))
             out[h] = {
-                "mse": float(np.mean(error**2)),
+                "mse": mse,
                 "mae": float(np.mean(np.abs(error))),
-                "rmse": float(np.sqrt(np.mean(error**2))),
-                "direction_accuracy": float(np.mean(called_move[moved] == actual_move[moved])),
+                "rmse": float(np.sqrt(mse)),
+                "direction_accuracy": directional_accuracy(split.origin_close, split.future_close[:, j], predicted[:, j]),
                 "n": int(len(error)),
             }
         return out
