@@ -104,15 +104,35 @@ def metrics_table(metrics: dict[str, dict[int, dict]], title: str) -> Table:
 
 def run_guarded(action):
     """Turn the library's input errors into one clear line and exit code 1."""
-    from atb.data import DataSourceError, DataValidationError
-    from atb.data.exchange import ExchangeDataError
-    from atb.models.base import CapabilityError, ModelFileError
-    from atb.registry import RegistryError
-
     try:
         return action()
-    except (ConfigError, DataSourceError, DataValidationError, RegistryError, ExchangeDataError, CapabilityError, ModelFileError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, input_errors()):
+            fail(str(exc))
+        raise
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    """The exception types that mean bad input. ValueError covers the config, data,
+    validation and model-file errors; the others are imported only once an error
+    is raised, as their modules load ccxt and torch."""
+    from atb.data.exchange import ExchangeDataError
+    from atb.models.base import CapabilityError
+    from atb.registry import RegistryError
+
+    return (ValueError, FileNotFoundError, RegistryError, ExchangeDataError, CapabilityError)
+
+
+def registry_dir(path: Path | None) -> Path:
+    """`--registry`, or the configured default."""
+    return path or TrainingConfig().registry_dir
+
+
+def open_registry(path: Path | None):
+    """The ModelRegistry at `--registry`, or at the configured default."""
+    from atb.registry import ModelRegistry
+
+    return ModelRegistry(registry_dir(path))
 
 
 @app.callback()
@@ -301,6 +321,8 @@ class ProgressView:
 
 
 def show_training_result(report: dict, metrics: dict) -> None:
+    from atb.pipeline import BACKTEST_FEE
+
     data = report["data"]
     console.print(
         f"[bold]{data['symbol']}[/] {report['model']['model_type']} ({report['model']['variant']}): "
@@ -311,7 +333,7 @@ def show_training_result(report: dict, metrics: dict) -> None:
     bt = report["backtest"]
     if "total_return" in bt:
         console.print(
-            f"Long/flat backtest (h=1, fee {0.1}%): total return {bt['total_return']:.1%}, Sharpe {bt['sharpe']:.2f}, "
+            f"Long/flat backtest (h=1, fee {BACKTEST_FEE:.1%}): total return {bt['total_return']:.1%}, Sharpe {bt['sharpe']:.2f}, "
             f"max drawdown {bt['max_drawdown']:.1%}; buy-and-hold {bt['buy_and_hold']['total_return']:.1%}, "
             f"Sharpe {bt['buy_and_hold']['sharpe']:.2f}"
         )
@@ -465,9 +487,7 @@ def predict(
 @models_app.command("list")
 def models_list(symbol: Annotated[Optional[str], typer.Argument()] = None, registry: RegistryOpt = None) -> None:
     """List registry versions."""
-    from atb.registry import ModelRegistry
-
-    versions = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).list_versions(symbol))
+    versions = run_guarded(lambda: open_registry(registry).list_versions(symbol))
     table = Table(title="Registered models")
     for column in ("symbol", "type", "version", "stage", "created", "path"):
         table.add_column(column)
@@ -484,9 +504,7 @@ def models_show(
     registry: RegistryOpt = None,
 ) -> None:
     """Show one version's metadata and metrics."""
-    from atb.registry import ModelRegistry
-
-    version = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).get(symbol, model_type, ref))
+    version = run_guarded(lambda: open_registry(registry).get(symbol, model_type, ref))
     console.print(f"[bold]{version.symbol}/{version.model_type}/{version.version}[/] stage={version.stage} path={version.path}")
     metadata = {k: v for k, v in version.metadata.items() if k not in ("metrics", "files")}
     console.print_json(json.dumps(metadata, default=str))
@@ -497,9 +515,7 @@ def models_show(
 @models_app.command("compare")
 def models_compare(symbol: str, registry: RegistryOpt = None) -> None:
     """Compare every version of a symbol on its test metrics."""
-    from atb.registry import ModelRegistry
-
-    rows = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).compare(symbol))
+    rows = run_guarded(lambda: open_registry(registry).compare(symbol))
     if not rows:
         fail(f"no versions for {symbol}")
     columns = list(rows[0].keys())
@@ -516,18 +532,14 @@ def models_promote(
     symbol: str, model_type: str, version: str, stage: Annotated[str, typer.Argument(help="dev, staging or production.")] = "production", registry: RegistryOpt = None
 ) -> None:
     """Put a version in a stage (the previous holder can be restored with rollback)."""
-    from atb.registry import ModelRegistry
-
-    run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).promote(symbol, model_type, version, stage))
+    run_guarded(lambda: open_registry(registry).promote(symbol, model_type, version, stage))
     console.print(f"{symbol}/{model_type}/{version} is now {stage}")
 
 
 @models_app.command("rollback")
 def models_rollback(symbol: str, stage: str = "production", registry: RegistryOpt = None) -> None:
     """Restore the previous holder of a stage."""
-    from atb.registry import ModelRegistry
-
-    restored = run_guarded(lambda: ModelRegistry(registry or TrainingConfig().registry_dir).rollback(symbol, stage))
+    restored = run_guarded(lambda: open_registry(registry).rollback(symbol, stage))
     console.print(f"{symbol} {stage} rolled back to {restored}")
 
 
@@ -544,7 +556,7 @@ def models_export(
     from atb.inference import Predictor
 
     def action():
-        predictor = Predictor.from_registry(registry or TrainingConfig().registry_dir, symbol, model_type=model_type, ref=ref)
+        predictor = Predictor.from_registry(registry_dir(registry), symbol, model_type=model_type, ref=ref)
         return export_onnx(predictor.model, output)
 
     path = run_guarded(action)
