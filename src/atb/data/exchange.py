@@ -144,7 +144,7 @@ def fetch_ohlcv(
     path = cache_path(cache_dir, exchange, market, timeframe)
     cached = _read_cache(path)
 
-    if cached is None or cached.empty:
+    if cached.empty:
         missing = [(start_ms, end_ms)]
     else:  # extend the cached run at both ends so that it stays unbroken
         missing = [(start_ms, _to_ms(cached.index[0])), (_to_ms(cached.index[-1]) + bar_ms, end_ms)]
@@ -157,9 +157,8 @@ def fetch_ohlcv(
 
     downloads = [_download(fetch_page, series, bar_ms, lo, hi) for lo, hi in missing if lo < hi]
     downloaded = sum(len(frame) for frame in downloads)
-    cached_bars = 0 if cached is None else len(cached)
-    logger.info("%s: %d bar(s) from cache %s, %d downloaded", series, cached_bars, path, downloaded)
-    merged = _merge(([] if cached is None else [cached]) + downloads)
+    logger.info("%s: %d bar(s) from cache %s, %d downloaded", series, len(cached), path, downloaded)
+    merged = _merge([cached, *downloads])
     if downloaded:
         atomic_write_with(path, merged.to_parquet)
     start, end = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in (start_ms, end_ms))
@@ -229,9 +228,10 @@ def _merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return merged[~merged.index.duplicated(keep="last")]
 
 
-def _read_cache(path: Path) -> pd.DataFrame | None:
+def _read_cache(path: Path) -> pd.DataFrame:
+    """The cached run of bars; an empty canonical frame when there is no cache file yet."""
     if not path.exists():
-        return None
+        return _to_frame([])
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
