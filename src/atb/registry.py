@@ -162,8 +162,9 @@ class ModelRegistry:
         """Every stored version (optionally of one symbol and/or type), sorted by symbol, type, version."""
         found = []
         for sym in [symbol] if symbol is not None else self.symbols():
+            stages = self._read_stages(sym)
             for mt in [model_type] if model_type is not None else self.model_types(sym):
-                found.extend(self._load(sym, mt, v) for v in self._version_ids(sym, mt))
+                found.extend(self._load(sym, mt, v, stages) for v in self._version_ids(sym, mt))
         return found
 
     def get(self, symbol: str, model_type: str | None = None, ref: str = "latest", *, verify: bool = True) -> ModelVersion:
@@ -321,7 +322,8 @@ class ModelRegistry:
     def _inventory(self, symbol: str) -> dict[str, list[str]]:
         return {mt: self._version_ids(symbol, mt) for mt in self.model_types(symbol)}
 
-    def _load(self, symbol: str, model_type: str, version: str) -> ModelVersion:
+    def _load(self, symbol: str, model_type: str, version: str, stages: dict[str, Any] | None = None) -> ModelVersion:
+        """One version; `stages` is the symbol's stages.json when the caller has read it already."""
         if not _VERSION.fullmatch(version):
             raise RegistryError(f"{symbol}/{model_type}: {version!r} is not a version id like 'v0003'")
         path = self._version_dir(symbol, model_type, version)
@@ -329,12 +331,8 @@ class ModelRegistry:
             raise RegistryError(f"{symbol}/{model_type}/{version} does not exist; versions: {self._inventory(symbol)}")
         metadata = _read_json(path / METADATA_FILE)
         _check_metadata(path / METADATA_FILE, metadata, symbol, model_type, version)
-        return ModelVersion(symbol, model_type, version, path, metadata, self._stage_of(symbol, model_type, version))
-
-    def _stage_of(self, symbol: str, model_type: str, version: str) -> str | None:
-        stages = self._read_stages(symbol)
-        held = [s for s in STAGES if _holds(stages.get(s, {}).get("current"), model_type, version)]
-        return held[-1] if held else None
+        stages = self._read_stages(symbol) if stages is None else stages
+        return ModelVersion(symbol, model_type, version, path, metadata, _stage_of(stages, model_type, version))
 
     def _read_stages(self, symbol: str) -> dict[str, Any]:
         path = self._stages_path(symbol)
@@ -472,6 +470,12 @@ def _read_json(path: Path) -> Any:
         raise RegistryError(f"{path} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RegistryError(f"corrupt {path}: not valid JSON ({exc})") from None
+
+
+def _stage_of(stages: dict[str, Any], model_type: str, version: str) -> str | None:
+    """The highest stage that `model_type`/`version` currently holds, if any."""
+    held = [s for s in STAGES if _holds(stages.get(s, {}).get("current"), model_type, version)]
+    return held[-1] if held else None
 
 
 def _holds(holder: dict[str, Any] | None, model_type: str, version: str) -> bool:
