@@ -49,7 +49,7 @@ class Forecaster:
 
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> dict:
         """Forecast every horizon from the newest bar of `data` (default: the configured source)."""
-        return self._loaded().forecast(self._candles_for(data) or load_market_data(self._config_for(data)))
+        return self._loaded().forecast(self._market_data(data))
 
     def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[int, dict[str, float]]:
         """mse, mae, rmse (price space) and direction_accuracy per horizon.
@@ -62,7 +62,7 @@ class Forecaster:
         if data is None and self._test is not None:
             split = self._test
         else:
-            candles = self._candles_for(data) or load_market_data(self._config_for(data))
+            candles = self._market_data(data)
             split = predictor.transform.split_at(predictor.features(candles), candles.frame["close"])
         predicted = predictor.transform.target.to_prices(predictor.model.predict(split.X), split.origin_close)
         out = {}
@@ -126,6 +126,10 @@ class Forecaster:
         if isinstance(data, (str, Path)):
             return self.config.replace(data_path=Path(data))
         return self.config
+
+    def _market_data(self, data: pd.DataFrame | str | Path | None) -> Candles:
+        """Candles from an in-memory frame, else loaded from `data` as a path or the configured source."""
+        return self._candles_for(data) or load_market_data(self._config_for(data))
 
     def _candles_for(self, data: pd.DataFrame | str | Path | None) -> Candles | None:
         """Candles from an in-memory frame (validated like a file); None for other inputs."""
