@@ -9,9 +9,10 @@ Each (exchange, symbol, timeframe) has one cache file,
 `{cache_dir}/{exchange}/{BASEQUOTE}/{timeframe}.parquet`, holding one unbroken
 run of closed bars. A call downloads only what the cache lacks: the bars after
 its last bar and, when the requested span starts earlier, the bars before its
-first one; it then writes the merged run back atomically. An unreadable cache
-file is an error naming the file (it is never silently replaced); delete it
-to download again.
+first one; it then writes the merged run back atomically. The exchange's
+market list is loaded only when something must be downloaded, so a call the
+cache covers makes no request. An unreadable cache file is an error naming the
+file (it is never silently replaced); delete it to download again.
 
 Transient failures (timeouts, exchange unavailable, rate limits: ccxt's
 `NetworkError` family) are retried with exponential backoff; any other ccxt
@@ -133,29 +134,20 @@ def fetch_ohlcv(
         base_delay=max(BACKOFF_BASE_S, client.rateLimit / 1000),
         sleep=sleep,
     )
-    call(client.load_markets, f"{exchange} load_markets")
-    if market not in client.markets:
-        listed = sorted(client.markets)
-        hint = difflib.get_close_matches(market, listed, n=5) or listed[:5]
-        raise ValueError(f"{exchange} does not list market {market!r} (from {symbol!r}); listed markets include {hint}")
-
     end_ms = _to_ms(now) // bar_ms * bar_ms  # open of the bar still forming at `now`
     start_ms = end_ms - days * _DAY_MS
     path = cache_path(cache_dir, exchange, market, timeframe)
     cached = _read_cache(path)
-
-    if cached.empty:
-        missing = [(start_ms, end_ms)]
-    else:  # extend the cached run at both ends so that it stays unbroken
-        missing = [(start_ms, _to_ms(cached.index[0])), (_to_ms(cached.index[-1]) + bar_ms, end_ms)]
-
+    missing = _missing_spans(cached, start_ms, end_ms, bar_ms)
     series = f"{exchange} {market} {timeframe}"
 
     def fetch_page(since: int) -> list:
         action = functools.partial(client.fetch_ohlcv, market, timeframe, since=since, limit=page_limit)
         return call(action, f"{series}: fetch_ohlcv since {since}")
 
-    downloads = [_download(fetch_page, series, bar_ms, lo, hi) for lo, hi in missing if lo < hi]
+    if missing:
+        _check_listed(call, client, exchange, market, symbol)
+    downloads = [_download(fetch_page, series, bar_ms, lo, hi) for lo, hi in missing]
     downloaded = sum(len(frame) for frame in downloads)
     logger.info("%s: %d bar(s) from cache %s, %d downloaded", series, len(cached), path, downloaded)
     merged = _merge([cached, *downloads])
@@ -172,6 +164,24 @@ def _bar_milliseconds(client: Any, exchange: str, timeframe: str) -> int:
     if timeframe not in offered:
         raise ValueError(f"{exchange} does not offer timeframe {timeframe!r}; it offers: {', '.join(offered)}")
     return TIMEFRAMES[timeframe] // pd.Timedelta(milliseconds=1)
+
+
+def _check_listed(call: Callable, client: Any, exchange: str, market: str, symbol: str) -> None:
+    """Load the exchange's markets and refuse a market it does not list."""
+    call(client.load_markets, f"{exchange} load_markets")
+    if market not in client.markets:
+        listed = sorted(client.markets)
+        hint = difflib.get_close_matches(market, listed, n=5) or listed[:5]
+        raise ValueError(f"{exchange} does not list market {market!r} (from {symbol!r}); listed markets include {hint}")
+
+
+def _missing_spans(cached: pd.DataFrame, start_ms: int, end_ms: int, bar_ms: int) -> list[tuple[int, int]]:
+    """Non-empty [start, end) spans of bar opens to download so that the cached run covers [start_ms, end_ms)."""
+    if cached.empty:
+        spans = [(start_ms, end_ms)]
+    else:  # extend the cached run at both ends so that it stays unbroken
+        spans = [(start_ms, _to_ms(cached.index[0])), (_to_ms(cached.index[-1]) + bar_ms, end_ms)]
+    return [(lo, hi) for lo, hi in spans if lo < hi]
 
 
 def _call_with_retries(

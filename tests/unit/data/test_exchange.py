@@ -229,6 +229,16 @@ def test_call_with_nothing_new_downloads_nothing(server, tmp_path):
     pd.testing.assert_frame_equal(again, first)
 
 
+def test_call_the_cache_covers_makes_no_request(server, tmp_path):
+    first = fetch(server, tmp_path, days=10)
+    server.requests.clear()
+
+    again = fetch(server, tmp_path, days=10)
+
+    assert server.requests == []
+    pd.testing.assert_frame_equal(again, first)
+
+
 def test_longer_span_downloads_only_bars_before_the_cache_start(server, tmp_path):
     fetch(server, tmp_path, days=10)
     server.requests.clear()
