@@ -58,16 +58,11 @@ def read_ohlcv_file(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataSourceError(f"data file {path} does not exist")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            raw = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt"):
-            raw = pd.read_csv(path, na_values=["null", "NULL", "NaN", "nan", ""])
-        else:
-            raise DataSourceError(f"data file {path}: unsupported extension {suffix!r}; use .csv or .parquet")
+    if suffix not in (".parquet", ".csv", ".txt"):
+        raise DataSourceError(f"data file {path}: unsupported extension {suffix!r}; use .csv or .parquet")
+    try:  # pandas' default NA strings cover Yahoo's "null"
+        raw = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
     except (ValueError, OSError) as exc:
-        if isinstance(exc, DataSourceError):
-            raise
         raise DataSourceError(f"data file {path} could not be read: {exc}") from exc
     return _canonical(raw, str(path))
 
@@ -99,7 +94,7 @@ def load_candles(
     else:
         path = sample_path(symbol)
         source = f"bundled sample {path.name}"
-        raw = _canonical(pd.read_csv(path), source)
+        raw = read_ohlcv_file(path)
     frame, report = validate_ohlcv(
         raw,
         source,

@@ -92,6 +92,17 @@ def test_yahoo_csv_with_missing_rows_loads_with_a_report(tmp_path):
     assert candles.frame["volume"].iloc[10] == 0.0
 
 
+def test_unsupported_extension_and_unreadable_file_are_clear_errors(tmp_path):
+    path = tmp_path / "candles.json"
+    path.write_text("{}")
+    with pytest.raises(DataSourceError, match=r"candles\.json: unsupported extension '\.json'; use \.csv or \.parquet"):
+        read_ohlcv_file(path)
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet")
+    with pytest.raises(DataSourceError, match=r"data file .*broken\.parquet could not be read"):
+        read_ohlcv_file(path)
+
+
 def test_unparsable_number_names_row_and_column(tmp_path):
     path = tmp_path / "bad.csv"
     frame = _frame(5).reset_index()
