@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from atb.evaluation.checks import finite_array, positive_prices, same_length
+
 VAR_LEVEL = 0.95
 
 
@@ -112,24 +114,8 @@ def _equity(returns: np.ndarray) -> np.ndarray:
 def _asset_returns_and_positions(
     origin_close: np.ndarray, next_close: np.ndarray, predicted_return: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    arrays = {
-        name: np.asarray(values, dtype=float)
-        for name, values in (
-            ("origin_close", origin_close),
-            ("next_close", next_close),
-            ("predicted_return", predicted_return),
-        )
-    }
-    for name, array in arrays.items():
-        if array.ndim != 1 or len(array) == 0:
-            raise ValueError(f"{name} must be a non-empty one-dimensional array, got shape {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} has non-finite values")
-    lengths = {name: len(array) for name, array in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"arrays must have the same length, got {lengths}")
-    origin, following = arrays["origin_close"], arrays["next_close"]
-    if np.any(origin <= 0) or np.any(following <= 0):
-        raise ValueError("origin_close and next_close must hold positive prices")
-    positions = (arrays["predicted_return"] > 0).astype(float)
-    return following / origin - 1.0, positions
+    origin = positive_prices("origin_close", origin_close)
+    following = positive_prices("next_close", next_close)
+    predicted = finite_array("predicted_return", predicted_return)
+    same_length(origin_close=origin, next_close=following, predicted_return=predicted)
+    return following / origin - 1.0, (predicted > 0).astype(float)

@@ -42,6 +42,8 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
+from atb.evaluation.checks import finite_array, positive_prices, same_length
+
 logger = logging.getLogger(__name__)
 
 METRIC_KEYS = (
@@ -77,10 +79,10 @@ def evaluate_horizon(
     origin_close, actual_close, predicted_close: `(n,)` closes at t, at t+h,
     and forecast for t+h. scale_series: the training-part closes (for `mase_insample`).
     """
-    origin = _positive_prices("origin_close", origin_close)
-    actual = _positive_prices("actual_close", actual_close)
-    predicted = _finite("predicted_close", predicted_close)
-    _same_length(origin=origin, actual=actual, predicted=predicted)
+    origin = positive_prices("origin_close", origin_close)
+    actual = positive_prices("actual_close", actual_close)
+    predicted = finite_array("predicted_close", predicted_close)
+    same_length(origin=origin, actual=actual, predicted=predicted)
     horizon = _valid_horizon(horizon)
     scale = naive_scale(scale_series, horizon)
 
@@ -149,7 +151,7 @@ def metrics_table(results: Mapping[str, Mapping[int, Mapping]]) -> pd.DataFrame:
 
 def naive_scale(scale_series: np.ndarray, horizon: int) -> float:
     """In-sample MAE of the h-step naive forecast: ``mean |c[t+h] - c[t]|`` over the series."""
-    series = _finite("scale_series", scale_series)
+    series = finite_array("scale_series", scale_series)
     horizon = _valid_horizon(horizon)
     if len(series) <= horizon:
         raise ValueError(
@@ -161,7 +163,7 @@ def naive_scale(scale_series: np.ndarray, horizon: int) -> float:
 def direction_hits(origin_close: np.ndarray, actual_close: np.ndarray, predicted_close: np.ndarray) -> tuple[int, int]:
     """(hits, origins counted): origins with a zero actual move are left out, a zero forecast move is a miss."""
     origin, actual, predicted = (np.asarray(a, dtype=float) for a in (origin_close, actual_close, predicted_close))
-    _same_length(origin=origin, actual=actual, predicted=predicted)
+    same_length(origin=origin, actual=actual, predicted=predicted)
     actual_sign = np.sign(actual - origin)
     counted = actual_sign != 0
     hits = np.sign(predicted - origin)[counted] == actual_sign[counted]
@@ -199,9 +201,9 @@ def diebold_mariano(
     than two errors, ``n <= h - 1``, a non-positive HLN term, or zero variance
     (e.g. identical forecasts).
     """
-    model = _finite("errors_model", errors_model)
-    reference = _finite("errors_reference", errors_reference)
-    _same_length(errors_model=model, errors_reference=reference)
+    model = finite_array("errors_model", errors_model)
+    reference = finite_array("errors_reference", errors_reference)
+    same_length(errors_model=model, errors_reference=reference)
     horizon = _valid_horizon(horizon)
     if not power > 0:
         raise ValueError(f"power must be > 0, got {power}")
@@ -248,30 +250,6 @@ def _r2(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator != 0 else math.nan
-
-
-def _finite(name: str, values: np.ndarray) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if len(array) == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} has {int((~np.isfinite(array)).sum())} non-finite values")
-    return array
-
-
-def _positive_prices(name: str, values: np.ndarray) -> np.ndarray:
-    array = _finite(name, values)
-    if np.any(array <= 0):
-        raise ValueError(f"{name} must hold positive prices; found {int((array <= 0).sum())} values <= 0")
-    return array
-
-
-def _same_length(**arrays: np.ndarray) -> None:
-    lengths = {name: len(array) for name, array in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"arrays must have the same length, got {lengths}")
 
 
 def _valid_horizon(horizon: int) -> int:
