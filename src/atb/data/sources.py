@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from atb.data.timeframes import TIMEFRAMES
-from atb.data.validate import OHLCV_COLUMNS, DataValidationError, ValidationReport, validate_ohlcv
+from atb.data.validate import (
+    OHLCV_COLUMNS,
+    DataValidationError,
+    ValidationReport,
+    raise_at_first_row,
+    row_number,
+    validate_ohlcv,
+)
 
 SAMPLE_SYMBOLS = ("BTCUSDT",)
 _TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time", "opentime")
@@ -127,11 +134,7 @@ def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     for name in OHLCV_COLUMNS:
         values = pd.to_numeric(raw[lower[name]], errors="coerce")
         unparsable = values.isna() & raw[lower[name]].notna()
-        if unparsable.any():
-            row = int(np.flatnonzero(unparsable.to_numpy())[0])
-            raise DataSourceError(
-                f"{source}: {name} value {raw[lower[name]].iloc[row]!r} at row {row + 1} is not a number"
-            )
+        raise_at_first_row(unparsable, raw[lower[name]], f"{source}: {name} value", "is not a number", DataSourceError)
         columns[name] = values.to_numpy(dtype=float)
     return pd.DataFrame(columns, index=index)
 
@@ -140,17 +143,14 @@ def _parse_timestamps(values: pd.Series, source: str) -> pd.DatetimeIndex:
     """ISO strings, unix seconds or unix milliseconds -> UTC DatetimeIndex named timestamp."""
     if pd.api.types.is_numeric_dtype(values):
         numbers = values.astype(float)
-        if numbers.isna().any():
-            row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
-            raise DataSourceError(f"{source}: missing timestamp at row {row + 1}")
+        missing = numbers.isna().to_numpy()
+        if missing.any():
+            raise DataSourceError(f"{source}: missing timestamp at row {row_number(np.argmax(missing))}")
         unit = "ms" if numbers.abs().max() > _UNIX_SECONDS_MAX else "s"
         parsed = pd.to_datetime(numbers, unit=unit, utc=True)
     else:
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-        bad = parsed.isna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataSourceError(f"{source}: timestamp {values.iloc[row]!r} at row {row + 1} is not a date/time")
+        raise_at_first_row(parsed.isna(), values, f"{source}: timestamp", "is not a date/time", DataSourceError)
     index = pd.DatetimeIndex(parsed, name="timestamp")
     return index.as_unit("ns")
 

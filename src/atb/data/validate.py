@@ -151,7 +151,7 @@ def _check_order(frame: pd.DataFrame, source: str) -> None:
     if len(backwards):
         i = backwards[0] + 1
         raise DataValidationError(
-            f"{source}: timestamps not increasing at row {_row(i)}: {index[i]} comes after {index[i - 1]}"
+            f"{source}: timestamps not increasing at row {row_number(i)}: {index[i]} comes after {index[i - 1]}"
         )
 
 
@@ -216,13 +216,21 @@ def _fill_forward(frame: pd.DataFrame, bar_duration: pd.Timedelta) -> tuple[pd.D
     return filled, int(missing.sum())
 
 
-def _row(position: int) -> int:
+def row_number(position: int) -> int:
     """Data row number as a user counts it (1-based, header not counted)."""
     return int(position) + 1
 
 
+def raise_at_first_row(mask, values: pd.Series, head: str, problem: str, error: type[ValueError] = ValueError) -> None:
+    """Raise `error` for the first row flagged in `mask`: "<head> <value!r> at row <n> <problem>"."""
+    flagged = np.flatnonzero(np.asarray(mask))
+    if len(flagged):
+        position = flagged[0]
+        raise error(f"{head} {values.iloc[position]!r} at row {row_number(position)} {problem}")
+
+
 def _rows(positions) -> str:
-    return ", ".join(str(_row(p)) for p in positions)
+    return ", ".join(str(row_number(p)) for p in positions)
 
 
 def _list_times(times: list[pd.Timestamp]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from atb.data.validate import raise_at_first_row
 from atb.features.categories import prefixed
 from atb.features.primitives import safe_divide
 
@@ -40,11 +41,12 @@ def load_funding(path: str | Path) -> pd.Series:
     if missing:
         raise ValueError(f"funding file {path}: missing column(s) {missing}; found {list(raw.columns)}")
     times = pd.to_datetime(raw["timestamp"].str.strip(), utc=True, errors="coerce", format="ISO8601")
-    _raise_at_first(times.isna(), raw["timestamp"], path, "timestamp", "is not a date/time")
+    context = f"funding file {path}"
+    raise_at_first_row(times.isna(), raw["timestamp"], f"{context}: timestamp", "is not a date/time")
     rates = pd.to_numeric(raw["funding_rate"].str.strip(), errors="coerce")
-    _raise_at_first(~np.isfinite(rates), raw["funding_rate"], path, "funding_rate", "is not a finite number")
+    raise_at_first_row(~np.isfinite(rates), raw["funding_rate"], f"{context}: funding_rate", "is not a finite number")
     series = pd.Series(rates.to_numpy(dtype="float64"), index=pd.DatetimeIndex(times, name="timestamp"))
-    _raise_at_first(series.index.duplicated(), raw["timestamp"], path, "timestamp", "is a duplicate")
+    raise_at_first_row(series.index.duplicated(), raw["timestamp"], f"{context}: timestamp", "is a duplicate")
     return series.sort_index().rename("funding_rate")
 
 
@@ -109,10 +111,3 @@ def _checked_events(funding: pd.Series) -> pd.Series:
         raise ValueError(f"funding has more than one event at {first}")
     index = funding.index.tz_convert("UTC").as_unit("ns")
     return pd.Series(values, index=index).sort_index()
-
-
-def _raise_at_first(bad, text: pd.Series, path: Path, column: str, problem: str) -> None:
-    positions = np.flatnonzero(np.asarray(bad))
-    if len(positions):
-        row = int(positions[0])
-        raise ValueError(f"funding file {path}: {column} {text.iloc[row]!r} at row {row + 1} {problem}")
