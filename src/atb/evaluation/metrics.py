@@ -98,7 +98,7 @@ def evaluate_horizon(
         "rmse": rmse,
         "mae": mae,
         "mape": float(100.0 * skm.mean_absolute_percentage_error(actual, predicted)),
-        "r2": _r2(actual, predicted),
+        "r2": r_squared(actual, predicted),
         "rmse_naive": rmse_naive,
         "mae_naive": mae_naive,
         "rmse_ratio": _ratio(rmse, rmse_naive),
@@ -242,7 +242,8 @@ def _binomial_pvalue(hits: int, trials: int, null_share: float) -> float:
     return float(stats.binomtest(hits, trials, p=null_share, alternative="greater").pvalue)
 
 
-def _r2(actual: np.ndarray, predicted: np.ndarray) -> float:
+def r_squared(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """R² of `predicted` against `actual` (NaN for fewer than 2 points or a constant `actual`)."""
     if len(actual) < 2:
         return math.nan
     return float(skm.r2_score(actual, predicted, force_finite=False))

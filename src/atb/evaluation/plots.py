@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from sklearn.metrics import r2_score
 
+from atb.evaluation.metrics import r_squared
 from atb.io import atomic_write_with
 
 DPI = 110
@@ -165,7 +165,7 @@ def plot_predictions_vs_actual(
     axes = fig.subplots(len(horizons), 2, squeeze=False, width_ratios=(1, 2.2))
     for j, h in enumerate(horizons):
         scatter_ax, series_ax = axes[j]
-        r2 = r2_score(actual[:, j], predicted[:, j], force_finite=False) if len(actual) > 1 else math.nan
+        r2 = r_squared(actual[:, j], predicted[:, j])
         scatter_ax.scatter(actual[:, j], predicted[:, j], s=8, alpha=0.6, label="origins")
         low, high = np.nanmin([actual[:, j], predicted[:, j]]), np.nanmax([actual[:, j], predicted[:, j]])
         scatter_ax.plot([low, high], [low, high], color="k", linewidth=1, linestyle="--", label="perfect forecast")
