@@ -164,8 +164,7 @@ def _check_values(frame: pd.DataFrame, rows: np.ndarray, source: str) -> None:
             f"{source}: {OHLCV_COLUMNS[col]} is {values.iat[row, col]} (NaN or infinite) at row {rows[row]} ({frame.index[row]})"
         )
     checks = [
-        ((values[list(PRICE_COLUMNS)] <= 0).any(axis=1), "a non-positive price"),
-        (values["volume"] < 0, "a negative volume"),
+        *sign_problems(values),
         (values["high"] < values["low"], "high below low"),
         ((values["open"] > values["high"]) | (values["open"] < values["low"]), "open outside [low, high]"),
         ((values["close"] > values["high"]) | (values["close"] < values["low"]), "close outside [low, high]"),
@@ -177,6 +176,14 @@ def _check_values(frame: pd.DataFrame, rows: np.ndarray, source: str) -> None:
             ohlcv = ", ".join(f"{c}={values.iat[row, i]:g}" for i, c in enumerate(OHLCV_COLUMNS))
             more = f" ({len(failing)} rows in all)" if len(failing) > 1 else ""
             raise DataValidationError(f"{source}: {problem} at row {rows[row]} ({frame.index[row]}) ({ohlcv}){more}")
+
+
+def sign_problems(values: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    """(row mask, problem) for a non-positive price and for a negative volume; `values` holds finite OHLCV."""
+    return [
+        ((values[list(PRICE_COLUMNS)] <= 0).any(axis=1), "a non-positive price"),
+        (values["volume"] < 0, "a negative volume"),
+    ]
 
 
 def _check_grid(index: pd.DatetimeIndex, rows: np.ndarray, bar_duration: pd.Timedelta, source: str) -> None:

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from atb.data.validate import OHLCV_COLUMNS, infer_bar_duration
+from atb.data.validate import OHLCV_COLUMNS, infer_bar_duration, sign_problems
 from atb.features import (
     calendar,
     momentum,
@@ -86,12 +86,9 @@ def _check_ohlcv(ohlcv: pd.DataFrame) -> None:
         raise ValueError("ohlcv must be indexed by a timezone-aware (UTC) DatetimeIndex of bar open times")
     if not index.is_unique or not index.is_monotonic_increasing:
         raise ValueError("ohlcv index must be sorted and unique (run atb.data validation first)")
-    values = ohlcv[list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
-    problems = (
-        (~np.isfinite(values)).any(axis=1),
-        (values[:, :4] <= 0).any(axis=1),
-        values[:, 4] < 0,
-    )
-    for rows, problem in zip(problems, ("NaN or infinite values", "a non-positive price", "a negative volume")):
+    values = ohlcv[list(OHLCV_COLUMNS)].astype("float64")
+    problems = [((~np.isfinite(values)).any(axis=1), "NaN or infinite values"), *sign_problems(values)]
+    for mask, problem in problems:
+        rows = mask.to_numpy()
         if rows.any():
             raise ValueError(f"ohlcv has {problem} at {index[np.argmax(rows)]} ({int(rows.sum())} row(s) in all)")
