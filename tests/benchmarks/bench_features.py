@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from atb.data import read_ohlcv_file
 from atb.features import category_counts, compute_features, load_funding
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -30,8 +31,7 @@ def main() -> int:
     if not args.data.is_file():
         print(f"skipped: candle file {args.data} not found (pass --data PATH)")
         return 0
-    ohlcv = pd.read_csv(args.data, parse_dates=["timestamp"], index_col="timestamp")
-    ohlcv.index = ohlcv.index.tz_localize("UTC")
+    ohlcv = read_ohlcv_file(args.data)
     funding = load_funding(args.funding) if args.funding.is_file() else None
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; pandas {pd.__version__}")
     print(f"data: {args.data.name}, {len(ohlcv)} bars")
