@@ -268,7 +268,6 @@ def build_dataset(
     if not features.index.equals(candles.index):
         raise ValueError("features and candles must share the same index")
     target = TargetSpec(tuple(horizons), target_kind)
-    close = candles["close"].to_numpy(dtype=float)
     max_h = max(horizons)
 
     origins = forecast_origins(features, lookback, max_h)
@@ -277,12 +276,13 @@ def build_dataset(
     train_part, val_part, test_part = parts
     train_origins = origins[train_part]
 
-    future = np.stack([close[origins + h] for h in horizons], axis=1)
-    targets = target.from_prices(close[origins], future)  # for selection only; splits rebuild them
     train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
     if selection_target == "return":
-        selection_y = pd.DataFrame(targets[train_part], index=features.index[train_origins])
+        close = candles["close"].to_numpy(dtype=float)
+        future = np.stack([close[train_origins + h] for h in horizons], axis=1)
+        targets = target.from_prices(close[train_origins], future)  # for selection only; split_at rebuilds them
+        selection_y = pd.DataFrame(targets, index=features.index[train_origins])
         selected, scores = select_features(train_features.loc[selection_y.index], selection_y, n_features)
     else:
         selected, scores = select_features(train_features, candles["close"].iloc[train_rows], n_features)
