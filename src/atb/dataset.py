@@ -230,13 +230,13 @@ def select_features(
 def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int) -> np.ndarray:
     """Row positions usable as forecast origins: a full window of finite features
     ending there (after the warm-up) and the close `max_horizon` bars later known."""
-    usable = np.flatnonzero(np.isfinite(features.to_numpy(dtype=float)).all(axis=1))
-    if len(usable) == 0:
+    finite = np.isfinite(features.to_numpy(dtype=float)).all(axis=1)
+    if not finite.any():
         raise ValueError("every feature row holds NaN: not enough history for the warm-up")
-    first = usable[0]
-    if not np.array_equal(usable, np.arange(first, len(features))):
-        hole = int(np.setdiff1d(np.arange(first, len(features)), usable)[0])
-        raise ValueError(f"feature row {features.index[hole]} holds NaN after the warm-up")
+    first = int(np.argmax(finite))
+    holes = np.flatnonzero(~finite[first:])
+    if len(holes):
+        raise ValueError(f"feature row {features.index[first + holes[0]]} holds NaN after the warm-up")
     origins = np.arange(first + lookback - 1, len(features) - max_horizon)
     if len(origins) < 3:
         raise ValueError(
