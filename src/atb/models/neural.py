@@ -85,7 +85,7 @@ class NeuralForecastModel(ForecastModel):
         result = train_network(
             network, train, val, settings,
             horizons=self.horizons,
-            training_defaults=getattr(self.network_class, "training_defaults", {}),
+            training_defaults=self.training_defaults(),
             d_model=self.hyperparameters().get("d_model"),
             target_scale=scale,
             on_epoch=on_epoch,
