@@ -105,9 +105,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
         from atb.walk_forward import run_walk_forward
 
         emit("stage", {"name": "walk_forward", "label": f"{config.symbol}: walk-forward"})
-        report["walk_forward"] = {
-            name: run_walk_forward(config.replace(model_type=name), prepared) for name in config.base_models
-        }
+        report["walk_forward"] = run_walk_forward(config, prepared, config.base_models)
 
     bases: dict[str, tuple[ModelVersion, ForecastModel, dict]] = {}
     for name in config.base_models:

@@ -1,55 +1,74 @@
-"""Walk-forward evaluation: one model type retrained on every fold, model vs naive.
+"""Walk-forward evaluation: model types retrained on every fold, model vs naive.
 
 Each fold builds its own dataset from the fold's origins (feature selection and
 scaler fitted on the fold's training rows only), fits on train with early
 stopping on val, and is scored on its test block; folds are separated by purge
-gaps of max(horizons) bars (see `atb.training.walk_forward`).
+gaps of max(horizons) bars (see `atb.training.walk_forward`). A fold's dataset
+and baseline forecasts do not depend on the model type, so every model type
+shares them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from atb.config import TrainingConfig
-from atb.dataset import forecast_origins
+from atb.dataset import Dataset, forecast_origins
 from atb.models import create_model
 from atb.pipeline import PreparedData, baseline_predictions, dataset_for, evaluate_models, fit_settings
-from atb.training.walk_forward import walk_forward_folds
+from atb.training.walk_forward import Fold, walk_forward_folds
 
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
 
 
 def run_walk_forward(
-    config: TrainingConfig, prepared: PreparedData, mode: str = "expanding", embargo: int = 0
-) -> dict:
-    """Per-fold metrics for the model and the naive forecast, and their mean/std per horizon."""
+    config: TrainingConfig,
+    prepared: PreparedData,
+    model_types: Sequence[str],
+    mode: str = "expanding",
+    embargo: int = 0,
+) -> dict[str, dict]:
+    """Per model type: per-fold metrics for the model and the naive forecast, and their mean/std per horizon."""
     candles, features = prepared.candles.frame, prepared.features
     origins = forecast_origins(features, config.lookback, config.max_horizon)
     folds = walk_forward_folds(
         len(origins), n_splits=config.wf_splits, max_horizon=config.max_horizon, embargo=embargo, mode=mode
     )
-    per_fold = []
+    per_fold: dict[str, list[dict]] = {model_type: [] for model_type in model_types}
     for fold in folds:
         dataset = dataset_for(config, candles, features, parts=(fold.train, fold.val, fold.test))
-        model = create_model(
-            config.model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.variant, **config.overrides
-        )
-        model.fit(dataset.train, dataset.val, fit_settings(config))
-        predictions = {"model": model.predict(dataset.test.X), **baseline_predictions(dataset, dataset.test)}
-        metrics = evaluate_models(predictions, dataset.test, dataset)
-        per_fold.append(
-            {
-                "fold": fold.index,
-                "train": [str(dataset.boundaries()["train"][0]), str(dataset.boundaries()["train"][1])],
-                "test": dataset.boundaries()["test"],
-                "n_test": len(dataset.test),
-                "metrics": {
-                    name: {h: {k: m[k] for k in SUMMARY_METRICS} for h, m in per_h.items()}
-                    for name, per_h in metrics.items()
-                },
-            }
-        )
-    return {"model_type": config.model_type, "mode": mode, "embargo": embargo, "folds": per_fold, "summary": summarise(per_fold, config.horizons)}
+        spans = fold_spans(fold, dataset)
+        baseline_metrics = evaluate_models(baseline_predictions(dataset, dataset.test), dataset.test, dataset)
+        for model_type in model_types:
+            model = create_model(
+                model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.variant, **config.overrides
+            )
+            model.fit(dataset.train, dataset.val, fit_settings(config))
+            metrics = evaluate_models({"model": model.predict(dataset.test.X)}, dataset.test, dataset)
+            per_fold[model_type].append({**spans, "metrics": summary_metrics({**metrics, **baseline_metrics})})
+    return {
+        model_type: {
+            "model_type": model_type,
+            "mode": mode,
+            "embargo": embargo,
+            "folds": results,
+            "summary": summarise(results, config.horizons),
+        }
+        for model_type, results in per_fold.items()
+    }
+
+
+def fold_spans(fold: Fold, dataset: Dataset) -> dict:
+    """A fold's index, training and test spans and test size."""
+    boundaries = dataset.boundaries()
+    return {"fold": fold.index, "train": list(boundaries["train"]), "test": boundaries["test"], "n_test": len(dataset.test)}
+
+
+def summary_metrics(metrics: dict[str, dict[int, dict]]) -> dict:
+    """The SUMMARY_METRICS of each forecaster and horizon."""
+    return {name: {h: {k: m[k] for k in SUMMARY_METRICS} for h, m in per_h.items()} for name, per_h in metrics.items()}
 
 
 def summarise(per_fold: list[dict], horizons: tuple[int, ...]) -> dict:

@@ -39,7 +39,7 @@ def test_each_fold_fits_selection_and_scaler_on_its_own_training_rows():
 
 
 def test_per_fold_metrics_and_summary():
-    result = run_walk_forward(CONFIG, prepare_data(CONFIG))
+    result = run_walk_forward(CONFIG, prepare_data(CONFIG), [CONFIG.model_type])[CONFIG.model_type]
     assert len(result["folds"]) == 3
     tests = [fold["test"] for fold in result["folds"]]
     assert all(a[1] < b[0] for a, b in zip(tests, tests[1:]))
@@ -48,3 +48,11 @@ def test_per_fold_metrics_and_summary():
     assert summary["naive"][1]["rmse_ratio"]["mean"] == 1.0
     ratios = [fold["metrics"]["model"][30]["rmse_ratio"] for fold in result["folds"]]
     assert summary["model"][30]["rmse_ratio"]["mean"] == np.mean(ratios)
+
+
+def test_model_types_share_each_folds_dataset_and_baselines():
+    results = run_walk_forward(CONFIG, prepare_data(CONFIG), ["drift", "naive"])
+    assert list(results) == ["drift", "naive"] and results["naive"]["model_type"] == "naive"
+    for drift_fold, naive_fold in zip(results["drift"]["folds"], results["naive"]["folds"]):
+        assert {k: v for k, v in drift_fold.items() if k != "metrics"} == {k: v for k, v in naive_fold.items() if k != "metrics"}
+        assert drift_fold["metrics"]["naive"] == naive_fold["metrics"]["naive"] == naive_fold["metrics"]["model"]
