@@ -258,3 +258,15 @@ def horizon_mae(y_true: np.ndarray, y_pred: np.ndarray, horizons: tuple[int, ...
     """`{"val_mae_h{h}": MAE}` per horizon, in target space."""
     errors = np.abs(np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)).mean(axis=0)
     return {f"val_mae_h{h}": float(e) for h, e in zip(horizons, errors)}
+
+
+def mae_history_row(epoch: int, loss: float, val_mae: dict[str, float], lr: float, seconds: float) -> dict[str, Any]:
+    """One `history_` row of a model scored by MAE: val_loss is `val_mae` averaged over horizons."""
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        "val_loss": float(np.mean(list(val_mae.values()))),
+        "lr": lr,
+        "seconds": seconds,
+        **val_mae,
+    }

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from atb.dataset import Split
-from atb.models.base import ForecastModel, horizon_mae
+from atb.models.base import ForecastModel, horizon_mae, mae_history_row
 from atb.training.trainer import FitSettings
 
 
@@ -39,14 +39,8 @@ class _Baseline(ForecastModel):
         self._fit_targets(np.asarray(train.y, dtype=np.float64))
         forecast = self._forecast()
         val_mae = horizon_mae(val.y, np.broadcast_to(forecast, val.y.shape), self.horizons)
-        row = {
-            "epoch": 1,
-            "loss": float(np.abs(forecast - train.y).mean()),
-            "val_loss": float(np.mean(list(val_mae.values()))),
-            "lr": 0.0,
-            "seconds": time.perf_counter() - started,
-            **val_mae,
-        }
+        loss = float(np.abs(forecast - train.y).mean())
+        row = mae_history_row(1, loss, val_mae, lr=0.0, seconds=time.perf_counter() - started)
         self.history_ = [row]
         if on_epoch is not None:
             on_epoch(row)

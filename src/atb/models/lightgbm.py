@@ -20,7 +20,7 @@ import pandas as pd
 
 from atb.dataset import Split
 from atb.io import atomic_write_text
-from atb.models.base import LAG_SEPARATOR, ForecastModel, ModelFileError
+from atb.models.base import LAG_SEPARATOR, ForecastModel, ModelFileError, mae_history_row
 from atb.training.trainer import FitSettings
 
 logger = logging.getLogger(__name__)
@@ -178,14 +178,8 @@ def _round_history(curves: list[tuple[list, list]], horizons: tuple[int, ...], l
     rows = []
     for r in range(n_rounds):
         val_mae = {f"val_mae_h{h}": at(val, r) for h, (_, val) in zip(horizons, curves)}
-        rows.append({
-            "epoch": r + 1,
-            "loss": float(np.mean([at(train, r) for train, _ in curves])),
-            "val_loss": float(np.mean(list(val_mae.values()))),
-            "lr": lr,
-            "seconds": seconds / n_rounds,
-            **val_mae,
-        })
+        loss = float(np.mean([at(train, r) for train, _ in curves]))
+        rows.append(mae_history_row(r + 1, loss, val_mae, lr, seconds / n_rounds))
     return rows
 
 
