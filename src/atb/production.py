@@ -220,7 +220,7 @@ def fit_ensemble(config: TrainingConfig, prepared: PreparedData, models: dict[st
         for name, m in models.items()
         if not (m.supports_mc_dropout and config.uncertainty)
     }
-    uncertainty = interval_report(config, models, test, test_predictions["ensemble_stacking"], conformal, residual_std)
+    uncertainty = interval_report(config, models, test, test_preds, test_predictions["ensemble_stacking"], conformal, residual_std)
 
     coef = _coefficients(stacking, names)
     spec = EnsembleSpec(
@@ -284,11 +284,13 @@ def interval_report(
     config: TrainingConfig,
     models: dict[str, ForecastModel],
     test: Split,
+    base_predictions: dict[str, np.ndarray],
     point: np.ndarray,
     conformal: ConformalIntervals,
     residual_std: dict[str, list[float]],
 ) -> dict:
-    """Empirical coverage and width of MC-dropout and conformal intervals on the test part."""
+    """Empirical coverage and width of MC-dropout and conformal intervals on the test part
+    (`base_predictions`: each model's point forecast of `test`; `point`: the ensemble's)."""
     out: dict = {"levels": list(LEVELS), "conformal": {}, "mc_dropout": {}, "ensemble_mixture": {}}
     for level in LEVELS:
         lower, upper = conformal.interval(point, level)
@@ -298,7 +300,9 @@ def interval_report(
         return out
     means, stds = {}, {}
     for name, model in models.items():
-        means[name], stds[name] = mc_moments(model, test.X, config.mc_samples, enabled=True, seed=config.seed)
+        means[name], stds[name] = mc_moments(
+            model, test.X, config.mc_samples, enabled=True, seed=config.seed, point=base_predictions[name]
+        )
         if model.supports_mc_dropout:
             out["mc_dropout"][name] = {
                 str(level): _interval_stats(*gaussian_interval(means[name], stds[name], level), test.y) for level in LEVELS

@@ -24,3 +24,11 @@ def test_std_positive_with_dropout_and_zero_without():
     point, zero = mc_moments(model, X, 8, enabled=False)
     assert (zero == 0).all()
     np.testing.assert_array_equal(point, model.predict(X))
+
+
+def test_a_given_point_forecast_is_used_when_not_sampling():
+    model = create_model("drift", (8, 3), horizons=(1, 7))
+    model.fit(_split(64, 0), _split(16, 1))
+    point = np.full((10, 2), 0.5)
+    mean, std = mc_moments(model, _split(10, 2).X, 8, point=point)
+    assert mean is point and (std == 0).all()

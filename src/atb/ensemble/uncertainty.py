@@ -147,11 +147,15 @@ def gaussian_interval(mean: np.ndarray, std: np.ndarray, level: float) -> tuple[
     return mean - z * std, mean + z * std
 
 
-def mc_moments(model, X: np.ndarray, n_samples: int, enabled: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def mc_moments(
+    model, X: np.ndarray, n_samples: int, enabled: bool = True, seed: int = 0, point: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of `model`'s MC-dropout forecasts for windows `X`; when disabled,
-    or for a model without dropout, the plain forecast and a std of exactly zero."""
+    or for a model without dropout, the plain forecast (`point` when the caller
+    already has `model.predict(X)`) and a std of exactly zero."""
     if enabled and model.supports_mc_dropout:
         samples = model.predict_samples(X, n_samples, seed=seed)
         return samples.mean(axis=0), samples.std(axis=0, ddof=1)
-    point = model.predict(X)
+    if point is None:
+        point = model.predict(X)
     return point, np.zeros_like(point)
