@@ -103,10 +103,12 @@ class EnsemblePredictor:
         close = float(candles.frame["close"].iloc[-1])
         origin = candles.frame.index[-1]
         means, stds, points = {}, {}, {}
-        for name, predictor in self.bases.items():
-            window = predictor.transform.latest_window(predictor.features(candles))
-            points[name] = predictor.model.predict(window)
-            means[name], stds[name] = mc_moments(predictor.model, window, self.spec.mc_samples, enabled=self.spec.mc_samples > 1)
+        for name, window in self.latest_windows(candles).items():
+            model = self.bases[name].model
+            points[name] = model.predict(window)
+            means[name], stds[name] = mc_moments(
+                model, window, self.spec.mc_samples, enabled=self.spec.mc_samples > 1, point=points[name]
+            )
             if name in self.spec.residual_std:  # no MC dropout: its validation residual spread
                 stds[name] = np.asarray(self.spec.residual_std[name], dtype=float)[None, :]
         point = self.spec.stack(points)[0]
@@ -132,3 +134,14 @@ class EnsemblePredictor:
             "horizons": rows,
             "bases": {name: [float(v) for v in p[0]] for name, p in points.items()},
         }
+
+    def latest_windows(self, candles: Candles) -> dict[str, np.ndarray]:
+        """Each base's newest window; the feature matrix is built once per feature source."""
+        matrices: dict = {}
+        windows = {}
+        for name, predictor in self.bases.items():
+            source = predictor.feature_spec.get("funding_path")
+            if source not in matrices:
+                matrices[source] = predictor.features(candles)
+            windows[name] = predictor.transform.latest_window(matrices[source])
+        return windows
