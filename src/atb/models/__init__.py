@@ -4,7 +4,6 @@ from atb.models.base import CapabilityError, ForecastModel, ModelFileError, impo
 from atb.models.baselines import DriftModel, NaiveModel
 from atb.models.factory import (
     AVAILABLE_MODELS,
-    VARIANTS_BY_TYPE,
     build_network,
     create_model,
     load_model,
@@ -16,7 +15,6 @@ from atb.models.neural import NeuralForecastModel
 
 __all__ = [
     "AVAILABLE_MODELS",
-    "VARIANTS_BY_TYPE",
     "CapabilityError",
     "DriftModel",
     "ForecastModel",

@@ -40,7 +40,6 @@ MODEL_CLASSES: dict[str, type[ForecastModel]] = {
 }
 
 AVAILABLE_MODELS: dict[str, str] = {name: cls.description for name, cls in MODEL_CLASSES.items()}
-VARIANTS_BY_TYPE: dict[str, dict[str, dict[str, Any]]] = {name: cls.variants for name, cls in MODEL_CLASSES.items()}
 
 
 def model_class(model_type: str) -> type[ForecastModel]:
