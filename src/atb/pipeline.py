@@ -64,6 +64,7 @@ class TrainingResult:
     dataset: Dataset
     report: dict
     metrics: dict[str, dict[int, dict]]
+    test_prediction: np.ndarray  # the model's forecast of dataset.test
 
 
 def load_market_data(config: TrainingConfig) -> Candles:
@@ -423,7 +424,9 @@ def train_model(
         tracker.log_metrics({"test": metrics, "backtest": _flat_backtest(backtest_result), "fit_seconds": timings["fit_s"]})
         tracker.log_artifacts(version.path)
         tracker.set_tags({"registry_version": f"{config.symbol}/{config.model_type}/{version.version}"})
-    return TrainingResult(version=version, model=model, dataset=dataset, report=report, metrics=metrics)
+    return TrainingResult(
+        version=version, model=model, dataset=dataset, report=report, metrics=metrics, test_prediction=test_prediction
+    )
 
 
 def _flat_backtest(result: dict) -> dict:

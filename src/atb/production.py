@@ -42,6 +42,7 @@ from atb.pipeline import (
     REPORT_FILE,
     EventHandler,
     PreparedData,
+    TrainingResult,
     backtest,
     baseline_predictions,
     evaluate_models,
@@ -107,7 +108,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
         emit("stage", {"name": "walk_forward", "label": f"{config.symbol}: walk-forward"})
         report["walk_forward"] = run_walk_forward(config, prepared, config.base_models)
 
-    bases: dict[str, tuple[ModelVersion, ForecastModel, dict]] = {}
+    bases: dict[str, TrainingResult] = {}
     for name in config.base_models:
         base_cfg = config.replace(model_type=name)
         if config.tune and name in config.tune_models:
@@ -115,7 +116,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
             report.setdefault("tuning", {})[name] = {"overrides": base_cfg.overrides, "learning_rate": base_cfg.learning_rate}
         emit("stage", {"name": "fit", "label": f"{config.symbol}: {name}"})
         result = train_model(base_cfg, on_event=emit, prepared=prepared)
-        bases[name] = (result.version, result.model, result.report)
+        bases[name] = result
         report["bases"][name] = {"version": result.version.ref, "path": str(result.version.path)}
         report["timings"][f"{name}_fit_s"] = result.report["timings"]["fit_s"]
 
@@ -125,9 +126,9 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
         return SymbolResult(config.symbol, out_dir, None, None)
 
     emit("stage", {"name": "ensemble", "label": f"{config.symbol}: ensemble"})
-    models = {name: model for name, (_, model, _) in bases.items()}
-    ensemble = fit_ensemble(config, prepared, models)
-    ensemble["spec"].bases = {name: version.ref for name, (version, _, _) in bases.items()}
+    models = {name: base.model for name, base in bases.items()}
+    ensemble = fit_ensemble(config, prepared, models, {name: base.test_prediction for name, base in bases.items()})
+    ensemble["spec"].bases = {name: base.version.ref for name, base in bases.items()}
     metrics = evaluate_models({**ensemble["test_predictions"], **baseline_predictions(dataset, dataset.test)}, dataset.test, dataset)
     report.update(
         metrics=metrics,
@@ -156,7 +157,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
                 "kind": "ensemble",
                 "architecture": ENSEMBLE_TYPE,
                 "method": "stacking",
-                "bases": {name: version.ref for name, (version, _, _) in bases.items()},
+                "bases": {name: base.version.ref for name, base in bases.items()},
                 "training_params": config.to_dict(),
                 "metrics": {"ensemble_stacking": metrics["ensemble_stacking"]},
             },
@@ -188,12 +189,17 @@ def tuned_config(config: TrainingConfig, dataset: Dataset, emit: EventHandler) -
     return config.replace(overrides={**config.overrides, **result.best_params}, **result.best_fit_settings)
 
 
-def fit_ensemble(config: TrainingConfig, prepared: PreparedData, models: dict[str, ForecastModel]) -> dict:
-    """Every combination method on the test part, fitted on validation predictions only."""
+def fit_ensemble(
+    config: TrainingConfig,
+    prepared: PreparedData,
+    models: dict[str, ForecastModel],
+    test_preds: dict[str, np.ndarray],
+) -> dict:
+    """Every combination method on the test part (`test_preds`: each model's forecast of it),
+    fitted on validation predictions only."""
     dataset = prepared.dataset
     val, test = dataset.val, dataset.test
     val_preds = {name: m.predict(val.X) for name, m in models.items()}
-    test_preds = {name: m.predict(test.X) for name, m in models.items()}
 
     regimes = regimes_by_split(prepared.candles.frame["close"], dataset)
     test_regimes = regimes["test"]
@@ -325,7 +331,7 @@ def write_production_plots(plots_dir: Path, config, dataset, bases, ensemble, me
     from atb.pipeline import feature_importance
 
     written = {}
-    neural = [(n, m, r) for n, (_, m, r) in bases.items() if m.is_neural]
+    neural = [(n, b.model, b.report) for n, b in bases.items() if b.model.is_neural]
     history_owner = neural[0] if neural else None
     if history_owner:
         name, _, rep = history_owner
@@ -333,13 +339,13 @@ def write_production_plots(plots_dir: Path, config, dataset, bases, ensemble, me
         plots.plot_metrics_progression(rep["history"], plots_dir / "metrics_progression.png")
         plots.plot_learning_rates(rep["history"], plots_dir / "learning_rates.png")
         written.update({k: f"{k}.png ({name})" for k in ("loss_curves", "metrics_progression", "learning_rates")})
-    attention = next(((n, m) for n, (_, m, _) in bases.items() if m.has_attention), None)
+    attention = next(((n, b.model) for n, b in bases.items() if b.model.has_attention), None)
     if attention:
         sample = dataset.test.X[-64:]
         plots.plot_attention_heatmap(attention[1].attention_weights(sample), dataset.test.origin_time[-len(sample):], plots_dir / "attention_heatmap.png")
         written["attention_heatmap"] = f"attention_heatmap.png ({attention[0]})"
-    importance_owner = next(((n, m) for n, (_, m, _) in bases.items() if m.has_feature_importance), None)
-    owner = importance_owner or next(iter((n, m) for n, (_, m, _) in bases.items()))
+    importance_owner = next(((n, b.model) for n, b in bases.items() if b.model.has_feature_importance), None)
+    owner = importance_owner or next(iter((n, b.model) for n, b in bases.items()))
     plots.plot_feature_importance(feature_importance(owner[1], dataset, config.seed), plots_dir / "feature_importance.png")
     written["feature_importance"] = f"feature_importance.png ({owner[0]})"
     plots.plot_model_comparison(metrics, plots_dir / "model_comparison.png")
