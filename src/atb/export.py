@@ -21,7 +21,7 @@ import onnxruntime
 import torch
 
 from atb.io import atomic_write_bytes
-from atb.models.base import ForecastModel, ModelFileError
+from atb.models.base import ForecastModel, ModelFileError, check_windows
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ class OnnxForecaster:
         self.input_shape = tuple(json.loads(metadata.get("input_shape", "[]")))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 3 or (self.input_shape and X.shape[1:] != self.input_shape):
-            raise ValueError(f"windows must have shape (n, *{self.input_shape}), got {X.shape}")
+        X = np.ascontiguousarray(check_windows(X, self.input_shape, "OnnxForecaster.predict"))
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: X})[0].astype(np.float64)
 
 

@@ -160,13 +160,7 @@ class ForecastModel(ABC):
 
     def check_windows(self, X: np.ndarray, where: str) -> np.ndarray:
         """`X` as a float32 array `(n, lookback, n_features)` matching `input_shape`."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 3 or X.shape[1:] != self.input_shape:
-            raise ValueError(
-                f"{self.model_type}.{where}: windows must have shape (n, {self.input_shape[0]}, "
-                f"{self.input_shape[1]}), got {X.shape}"
-            )
-        return X
+        return check_windows(X, self.input_shape, f"{self.model_type}.{where}")
 
     def check_split(self, split: Split, name: str) -> None:
         """Refuse a split whose shapes do not match the model or that holds non-finite values."""
@@ -229,6 +223,16 @@ def check_choice(what: str, value: str, valid: dict | tuple | list) -> None:
     """Raise ValueError naming `what` and the valid values unless `value` is one of them."""
     if value not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid: {sorted(valid)}")
+
+
+def check_windows(X: np.ndarray, input_shape: tuple[int, ...], where: str) -> np.ndarray:
+    """`X` as a float32 array `(n, lookback, n_features)` matching `input_shape`
+    (any window shape when `input_shape` is empty, i.e. unknown)."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3 or (input_shape and X.shape[1:] != tuple(input_shape)):
+        expected = ", ".join(str(v) for v in input_shape or ("lookback", "n_features"))
+        raise ValueError(f"{where}: windows must have shape (n, {expected}), got {X.shape}")
+    return X
 
 
 def read_params(directory: str | Path) -> dict[str, Any]:
