@@ -1,4 +1,4 @@
-"""ONNX export of fitted neural models, and a forecaster that runs the exported file.
+"""ONNX export of fitted neural models, and a forecaster that runs the exported model.
 
 The exported graph is the model's whole forward pass, target-space output
 included: input "window" `[batch, lookback, n_features]` float32, output
@@ -31,14 +31,21 @@ OPSET_VERSION = 17
 
 
 def export_onnx(model: ForecastModel, path: str | Path, *, dynamo: bool = False) -> Path:
-    """Write `model` as an ONNX file at `path` (atomically) and return the path.
+    """Write `model` as an ONNX file at `path` (atomically) and return the path."""
+    path = Path(path)
+    atomic_write_bytes(path, onnx_bytes(model, dynamo=dynamo))
+    logger.info("exported %s to %s", model.model_type, path)
+    return path
+
+
+def onnx_bytes(model: ForecastModel, *, dynamo: bool = False) -> bytes:
+    """`model` as a checked, serialized ONNX model with its metadata.
 
     `dynamo=False` uses the TorchScript exporter, which handles every built-in
     network in about a second; `dynamo=True` uses the torch.export-based one.
     """
     model.require_capability("onnx_exportable")
     model.check_fitted()
-    path = Path(path)
     network = copy.deepcopy(model.network_).to("cpu").eval()
     example = torch.zeros(2, *model.input_shape)
     proto = _export_dynamo(network, example) if dynamo else _export_torchscript(network, example)
@@ -50,25 +57,30 @@ def export_onnx(model: ForecastModel, path: str | Path, *, dynamo: bool = False)
     }
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto)
-    atomic_write_bytes(path, proto.SerializeToString())
-    logger.info("exported %s to %s", model.model_type, path)
-    return path
+    return proto.SerializeToString()
 
 
 class OnnxForecaster:
-    """Forecasts from an exported file with ONNX Runtime (CPU): `predict(X) -> (n, H)`."""
+    """Forecasts from an exported model with ONNX Runtime (CPU): `predict(X) -> (n, H)`.
 
-    def __init__(self, path: str | Path, threads: int | None = None):
-        path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"{path} does not exist")
+    `model` is the path of an exported file, or the model's bytes (`onnx_bytes`).
+    """
+
+    def __init__(self, model: str | Path | bytes, threads: int | None = None):
+        if isinstance(model, bytes):
+            source, name = model, "the ONNX model bytes"
+        else:
+            path = Path(model)
+            if not path.is_file():
+                raise ModelFileError(f"{path} does not exist")
+            source = name = str(path)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelFileError(f"{path} is not a loadable ONNX model: {exc}") from exc
+            self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
+            raise ModelFileError(f"{name} is not a loadable ONNX model: {exc}") from exc
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.model_type = metadata.get("model_type", "unknown")
         self.horizons = tuple(json.loads(metadata.get("horizons", "[]")))

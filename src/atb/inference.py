@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -113,14 +112,10 @@ def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int,
 
 
 def onnx_runtime_predict(model: ForecastModel) -> Callable[[np.ndarray], np.ndarray]:
-    """`predict` through an ONNX Runtime session of the exported model (the file is
-    written to a temporary directory, loaded, and removed)."""
-    from atb.export import OnnxForecaster, export_onnx
+    """`predict` through a one-thread ONNX Runtime session of the model, exported in memory."""
+    from atb.export import OnnxForecaster, onnx_bytes
 
-    model.require_capability("onnx_exportable")
-    with tempfile.TemporaryDirectory(prefix="atb-onnx-") as tmp:
-        forecaster = OnnxForecaster(export_onnx(model, Path(tmp) / "model.onnx"), threads=1)
-    return forecaster.predict
+    return OnnxForecaster(onnx_bytes(model), threads=1).predict
 
 
 def resolve_version(registry: ModelRegistry, symbol: str, model_type: str | None, ref: str | None) -> ModelVersion:

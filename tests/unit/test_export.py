@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from atb.dataset import Split
-from atb.export import OnnxForecaster, export_onnx
+from atb.export import OnnxForecaster, export_onnx, onnx_bytes
 from atb.models import AVAILABLE_MODELS, CapabilityError, ModelFileError, create_model, model_class
 from atb.training import FitSettings
 
@@ -44,10 +44,22 @@ def test_onnx_forecasts_equal_torch_forecasts(model_type, tmp_path):
         np.testing.assert_allclose(onnx_forecast, model.predict(X), rtol=0, atol=1e-4)
 
 
+def test_forecaster_runs_the_model_bytes_like_the_file(tmp_path):
+    model = create_model("lstm", (LOOKBACK, N_FEATURES), HORIZONS, "lightweight")
+    model.fit(TRAIN, VAL, FitSettings(epochs=1, device="cpu"))
+    in_memory = OnnxForecaster(onnx_bytes(model))
+    assert (in_memory.model_type, in_memory.horizons, in_memory.input_shape) == ("lstm", HORIZONS, (LOOKBACK, N_FEATURES))
+    np.testing.assert_array_equal(in_memory.predict(VAL.X), OnnxForecaster(export_onnx(model, tmp_path / "m.onnx")).predict(VAL.X))
+    with pytest.raises(ModelFileError, match="ONNX model bytes is not a loadable ONNX model"):
+        OnnxForecaster(b"\x00garbage")
+
+
 def test_non_exportable_and_unfitted_models_are_refused(tmp_path):
     lightgbm = create_model("lightgbm", (LOOKBACK, N_FEATURES), HORIZONS)
     with pytest.raises(CapabilityError, match="onnx_exportable"):
         export_onnx(lightgbm, tmp_path / "m.onnx")
+    with pytest.raises(CapabilityError, match="onnx_exportable"):
+        onnx_bytes(lightgbm)
     with pytest.raises(Exception, match="not fitted"):
         export_onnx(create_model("lstm", (LOOKBACK, N_FEATURES), HORIZONS), tmp_path / "m.onnx")
 
