@@ -65,6 +65,7 @@ class TrainingResult:
     report: dict
     metrics: dict[str, dict[int, dict]]
     test_prediction: np.ndarray  # the model's forecast of dataset.test
+    importance: pd.Series  # of each input feature, as plotted
 
 
 def load_market_data(config: TrainingConfig) -> Candles:
@@ -234,6 +235,50 @@ def feature_spec(prepared: PreparedData, config: TrainingConfig) -> dict:
     }
 
 
+class PlotWriter:
+    """Draws PNGs into `directory` and records plot name -> file name (or why it was not written)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.written: dict[str, str] = {}
+
+    def save(self, name: str, draw: Callable[[Path], Any], owner: str | None = None) -> None:
+        """Draw `name`.png; `owner` names the model it shows when several were trained."""
+        path = self.directory / f"{name}.png"
+        draw(path)
+        self.written[name] = path.name if owner is None else f"{path.name} ({owner})"
+
+    def skip(self, name: str, reason: str) -> None:
+        self.written[name] = f"not written: {reason}"
+
+
+def save_attention_heatmap(writer: PlotWriter, model: ForecastModel, test: Split, owner: str | None = None) -> None:
+    """Attention of `model` over the last (up to) 64 test windows."""
+    from atb.evaluation import plots
+
+    sample = test.X[-min(len(test), 64) :]
+    weights = model.attention_weights(sample)
+    writer.save("attention_heatmap", lambda p: plots.plot_attention_heatmap(weights, test.origin_time[-len(sample) :], p), owner)
+
+
+def save_forecast_plots(
+    writer: PlotWriter, dataset: Dataset, metrics: dict[str, dict[int, dict]], test_prediction: np.ndarray
+) -> None:
+    """Model comparison, and the test-part forecast against the actual closes and its residuals."""
+    from atb.evaluation import plots
+
+    test = dataset.test
+    predicted_close = dataset.transform.target.to_prices(test_prediction, test.origin_close)
+    writer.save("model_comparison", lambda p: plots.plot_model_comparison(metrics, p))
+    writer.save(
+        "predictions_vs_actual",
+        lambda p: plots.plot_predictions_vs_actual(test.origin_time, test.future_close, predicted_close, dataset.horizons, p),
+    )
+    writer.save(
+        "residual_analysis", lambda p: plots.plot_residual_analysis(test.future_close, predicted_close, dataset.horizons, p)
+    )
+
+
 def write_plots(
     directory: Path,
     model: ForecastModel,
@@ -242,46 +287,31 @@ def write_plots(
     metrics: dict[str, dict[int, dict]],
     test_prediction: np.ndarray,
     summary: dict,
-    seed: int,
+    importance: pd.Series,
 ) -> dict[str, str]:
     """The applicable diagnostic PNGs; returns plot name -> file name or why it was not written."""
     from atb.evaluation import plots
 
-    test = dataset.test
-    predicted_close = dataset.transform.target.to_prices(test_prediction, test.origin_close)
-    written: dict[str, str] = {}
-
-    def save(name: str, draw: Callable[[Path], Any]) -> None:
-        path = directory / f"{name}.png"
-        draw(path)
-        written[name] = path.name
-
+    writer = PlotWriter(directory)
     if history:
-        save("loss_curves", lambda p: plots.plot_loss_curves(history, p))
-        save("learning_rates", lambda p: plots.plot_learning_rates(history, p))
+        writer.save("loss_curves", lambda p: plots.plot_loss_curves(history, p))
+        writer.save("learning_rates", lambda p: plots.plot_learning_rates(history, p))
     else:
-        written["loss_curves"] = written["learning_rates"] = f"not written: {model.model_type} has no training history"
+        writer.skip("loss_curves", f"{model.model_type} has no training history")
+        writer.skip("learning_rates", f"{model.model_type} has no training history")
     if history and any(key.startswith("val_mae_h") for key in history[0]):
-        save("metrics_progression", lambda p: plots.plot_metrics_progression(history, p))
+        writer.save("metrics_progression", lambda p: plots.plot_metrics_progression(history, p))
     else:
-        written["metrics_progression"] = "not written: no per-horizon validation history"
+        writer.skip("metrics_progression", "no per-horizon validation history")
     if model.has_attention:
-        sample = test.X[-min(len(test), 64) :]
-        weights = model.attention_weights(sample)
-        save("attention_heatmap", lambda p: plots.plot_attention_heatmap(weights, test.origin_time[-len(sample) :], p))
+        save_attention_heatmap(writer, model, dataset.test)
     else:
-        written["attention_heatmap"] = f"not written: {model.model_type} has no attention"
-    importance = feature_importance(model, dataset, seed)
-    save("feature_importance", lambda p: plots.plot_feature_importance(importance, p))
-    save("model_comparison", lambda p: plots.plot_model_comparison(metrics, p))
-    save(
-        "predictions_vs_actual",
-        lambda p: plots.plot_predictions_vs_actual(test.origin_time, test.future_close, predicted_close, dataset.horizons, p),
-    )
-    save("residual_analysis", lambda p: plots.plot_residual_analysis(test.future_close, predicted_close, dataset.horizons, p))
-    written["ensemble_weights"] = "not written: a single model has no ensemble weights (see `atb train production`)"
-    save("training_summary", lambda p: plots.plot_training_summary(summary, p))
-    return written
+        writer.skip("attention_heatmap", f"{model.model_type} has no attention")
+    writer.save("feature_importance", lambda p: plots.plot_feature_importance(importance, p))
+    save_forecast_plots(writer, dataset, metrics, test_prediction)
+    writer.skip("ensemble_weights", "a single model has no ensemble weights (see `atb train production`)")
+    writer.save("training_summary", lambda p: plots.plot_training_summary(summary, p))
+    return writer.written
 
 
 def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.Series:
@@ -392,7 +422,8 @@ def train_model(
             "metrics": metrics[config.model_type],
             "history": history,
         }
-        report["plots"] = write_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, config.seed)
+        importance = feature_importance(model, dataset, config.seed)
+        report["plots"] = write_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance)
         timings["total_s"] = time.perf_counter() - started
         report["timings"] = timings
 
@@ -425,7 +456,13 @@ def train_model(
         tracker.log_artifacts(version.path)
         tracker.set_tags({"registry_version": f"{config.symbol}/{config.model_type}/{version.version}"})
     return TrainingResult(
-        version=version, model=model, dataset=dataset, report=report, metrics=metrics, test_prediction=test_prediction
+        version=version,
+        model=model,
+        dataset=dataset,
+        report=report,
+        metrics=metrics,
+        test_prediction=test_prediction,
+        importance=importance,
     )
 
 

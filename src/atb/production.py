@@ -41,6 +41,7 @@ from atb.models import ForecastModel
 from atb.pipeline import (
     REPORT_FILE,
     EventHandler,
+    PlotWriter,
     PreparedData,
     TrainingResult,
     backtest,
@@ -48,6 +49,8 @@ from atb.pipeline import (
     evaluate_models,
     fit_settings,
     prepare_data,
+    save_attention_heatmap,
+    save_forecast_plots,
     train_model,
 )
 from atb.registry import ModelRegistry, ModelVersion
@@ -325,46 +328,43 @@ def _interval_stats(lower: np.ndarray, upper: np.ndarray, y: np.ndarray) -> dict
     return {"coverage": coverage(lower, upper, y).tolist(), "mean_width": mean_width(lower, upper).tolist()}
 
 
-def write_production_plots(plots_dir: Path, config, dataset, bases, ensemble, metrics) -> dict[str, str]:
-    """The ten diagnostic PNGs for the ensemble run."""
+def write_production_plots(
+    plots_dir: Path,
+    config: TrainingConfig,
+    dataset: Dataset,
+    bases: dict[str, TrainingResult],
+    ensemble: dict,
+    metrics: dict[str, dict[int, dict]],
+) -> dict[str, str]:
+    """The ten diagnostic PNGs for the ensemble run; a plot of one base names it."""
     from atb.evaluation import plots
-    from atb.pipeline import feature_importance
 
-    written = {}
-    neural = [(n, b.model, b.report) for n, b in bases.items() if b.model.is_neural]
-    history_owner = neural[0] if neural else None
+    writer = PlotWriter(plots_dir)
+    history_owner = next((name for name, base in bases.items() if base.model.is_neural), None)
+    history = bases[history_owner].report["history"] if history_owner else [{"epoch": 1, "loss": 0.0, "val_loss": 0.0}]
     if history_owner:
-        name, _, rep = history_owner
-        plots.plot_loss_curves(rep["history"], plots_dir / "loss_curves.png")
-        plots.plot_metrics_progression(rep["history"], plots_dir / "metrics_progression.png")
-        plots.plot_learning_rates(rep["history"], plots_dir / "learning_rates.png")
-        written.update({k: f"{k}.png ({name})" for k in ("loss_curves", "metrics_progression", "learning_rates")})
-    attention = next(((n, b.model) for n, b in bases.items() if b.model.has_attention), None)
-    if attention:
-        sample = dataset.test.X[-64:]
-        plots.plot_attention_heatmap(attention[1].attention_weights(sample), dataset.test.origin_time[-len(sample):], plots_dir / "attention_heatmap.png")
-        written["attention_heatmap"] = f"attention_heatmap.png ({attention[0]})"
-    importance_owner = next(((n, b.model) for n, b in bases.items() if b.model.has_feature_importance), None)
-    owner = importance_owner or next(iter((n, b.model) for n, b in bases.items()))
-    plots.plot_feature_importance(feature_importance(owner[1], dataset, config.seed), plots_dir / "feature_importance.png")
-    written["feature_importance"] = f"feature_importance.png ({owner[0]})"
-    plots.plot_model_comparison(metrics, plots_dir / "model_comparison.png")
-    stacked_prices = dataset.transform.target.to_prices(ensemble["test_predictions"]["ensemble_stacking"], dataset.test.origin_close)
-    plots.plot_predictions_vs_actual(dataset.test.origin_time, dataset.test.future_close, stacked_prices, dataset.horizons, plots_dir / "predictions_vs_actual.png")
-    plots.plot_residual_analysis(dataset.test.future_close, stacked_prices, dataset.horizons, plots_dir / "residual_analysis.png")
-    plots.plot_ensemble_weights(ensemble["online_weights"], plots_dir / "ensemble_weights.png", regimes=ensemble["test_regimes"])
-    plots.plot_training_summary(
-        {
-            "title": f"{config.symbol} production ensemble (stacking)",
-            "config": {"bases": ", ".join(bases), "epochs": config.epochs, "mc_samples": config.mc_samples},
-            "metrics": metrics["ensemble_stacking"],
-            "history": history_owner[2]["history"] if history_owner else [{"epoch": 1, "loss": 0.0, "val_loss": 0.0}],
-        },
-        plots_dir / "training_summary.png",
+        writer.save("loss_curves", lambda p: plots.plot_loss_curves(history, p), history_owner)
+        writer.save("metrics_progression", lambda p: plots.plot_metrics_progression(history, p), history_owner)
+        writer.save("learning_rates", lambda p: plots.plot_learning_rates(history, p), history_owner)
+    attention_owner = next((name for name, base in bases.items() if base.model.has_attention), None)
+    if attention_owner:
+        save_attention_heatmap(writer, bases[attention_owner].model, dataset.test, attention_owner)
+    importance_owner = next((name for name, base in bases.items() if base.model.has_feature_importance), next(iter(bases)))
+    importance = bases[importance_owner].importance
+    writer.save("feature_importance", lambda p: plots.plot_feature_importance(importance, p), importance_owner)
+    save_forecast_plots(writer, dataset, metrics, ensemble["test_predictions"]["ensemble_stacking"])
+    writer.save(
+        "ensemble_weights",
+        lambda p: plots.plot_ensemble_weights(ensemble["online_weights"], p, regimes=ensemble["test_regimes"]),
     )
-    for name in ("model_comparison", "predictions_vs_actual", "residual_analysis", "ensemble_weights", "training_summary"):
-        written[name] = f"{name}.png"
-    return written
+    summary = {
+        "title": f"{config.symbol} production ensemble (stacking)",
+        "config": {"bases": ", ".join(bases), "epochs": config.epochs, "mc_samples": config.mc_samples},
+        "metrics": metrics["ensemble_stacking"],
+        "history": history,
+    }
+    writer.save("training_summary", lambda p: plots.plot_training_summary(summary, p))
+    return writer.written
 
 
 def _write_output(out_dir: Path, report: dict, plots_dir: Path | None) -> None:
