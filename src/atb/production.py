@@ -231,11 +231,12 @@ def fit_ensemble(
     }
     uncertainty = interval_report(config, models, test, test_preds, test_predictions["ensemble_stacking"], conformal, residual_std)
 
-    coef = _coefficients(stacking, names)
+    fitted = stacking.coefficients()
+    coef = fitted[names].to_numpy(dtype=float)
     spec = EnsembleSpec(
         bases={name: name for name in names},  # replaced by registry refs once the bases are stored
         horizons=dataset.horizons,
-        intercept=np.array([m.intercept_ for m in stacking.models_], dtype=float),
+        intercept=fitted["intercept"].to_numpy(dtype=float),
         coefficients=coef,
         fixed_weights={k: float(v) for k, v in fixed.weights_of(names).items()},
         conformal={str(level): conformal.quantiles_[level].tolist() for level in LEVELS},
@@ -266,12 +267,6 @@ def regimes_by_split(close: pd.Series, dataset: Dataset) -> dict[str, np.ndarray
         name: labels.loc[pd.DatetimeIndex(part.origin_time)].to_numpy()
         for name, part in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))
     }
-
-
-def _coefficients(stacking: StackingMetaLearner, names: list[str]) -> np.ndarray:
-    """(H, M) coefficients in `names` order."""
-    order = [stacking.names_.index(name) for name in names]
-    return np.array([m.coef_[order] for m in stacking.models_], dtype=float)
 
 
 def cross_fitted_stacking(val_preds: dict[str, np.ndarray], val: Split) -> np.ndarray:
