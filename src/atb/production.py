@@ -176,18 +176,17 @@ def tuned_config(config: TrainingConfig, dataset: Dataset, emit: EventHandler) -
     from atb.training.tuning import tune_model
 
     emit("stage", {"name": "tune", "label": f"{config.symbol}: tuning {config.model_type}"})
-    storage = config.tune_storage or f"sqlite:///{(config.output_dir / 'optuna.db').resolve()}"
-    config.output_dir.mkdir(parents=True, exist_ok=True)
     result = tune_model(
         config.model_type,
         dataset,
         fit_settings(config),
         n_trials=config.tune_trials,
         timeout=config.tune_timeout,
-        storage=storage,
+        storage=config.tune_storage,
         study_name=f"atb-{config.symbol}-{config.model_type}",
         seed=config.seed,
         variant=config.variant,
+        directory=config.output_dir.resolve(),
     )
     return config.replace(overrides={**config.overrides, **result.best_params}, **result.best_fit_settings)
 

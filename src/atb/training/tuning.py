@@ -222,7 +222,7 @@ def tune_model(
 ) -> TuningResult:
     """Run `n_trials` more trials (or until `timeout` seconds) of a minimising study.
 
-    storage: any SQLAlchemy URL; None means `sqlite:///<directory>/optuna.db`.
+    storage: any SQLAlchemy URL; None (or empty) means `sqlite:///<directory>/optuna.db`.
     study_name: default `atb-<model_type>`; an existing study of that name is
     continued (its trials count toward the result), and refused if it tunes
     another model type or variant.
@@ -242,7 +242,7 @@ def tune_model(
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     url = storage or f"sqlite:///{Path(directory) / DEFAULT_STORAGE_FILE}"
-    if storage is None:
+    if not storage:
         Path(directory).mkdir(parents=True, exist_ok=True)
     name = study_name or f"atb-{model_type}"
     objective = _objective(model_type, variant, dataset.input_shape, dataset.horizons, dataset.train, dataset.val,
