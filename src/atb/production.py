@@ -131,7 +131,8 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
     emit("stage", {"name": "ensemble", "label": f"{config.symbol}: ensemble"})
     models = {name: base.model for name, base in bases.items()}
     ensemble = fit_ensemble(config, prepared, models, {name: base.test_prediction for name, base in bases.items()})
-    ensemble["spec"].bases = {name: base.version.ref for name, base in bases.items()}
+    base_refs = {name: base.version.ref for name, base in bases.items()}
+    ensemble["spec"].bases = base_refs
     metrics = evaluate_models({**ensemble["test_predictions"], **baseline_predictions(dataset, dataset.test)}, dataset.test, dataset)
     report.update(
         metrics=metrics,
@@ -160,7 +161,7 @@ def train_symbol(config: TrainingConfig, emit: EventHandler) -> SymbolResult:
                 "kind": "ensemble",
                 "architecture": ENSEMBLE_TYPE,
                 "method": "stacking",
-                "bases": {name: base.version.ref for name, base in bases.items()},
+                "bases": base_refs,
                 "training_params": config.to_dict(),
                 "metrics": {"ensemble_stacking": metrics["ensemble_stacking"]},
             },
@@ -206,11 +207,13 @@ def fit_ensemble(
     regimes = regimes_by_split(prepared.candles.frame["close"], dataset)
     test_regimes = regimes["test"]
 
+    names = list(models)
     fixed = FixedWeights()
+    fixed_weights = {name: float(weight) for name, weight in fixed.weights_of(names).items()}
     regime = RegimeWeights()
     val_window = (val.origin_time[0], val.origin_time[-1])
     stacking = StackingMetaLearner().fit(val_preds, val.y, val.origin_time, val_window)
-    online = OnlineWeights(horizons=dataset.horizons, initial=dict(fixed.weights_of(list(models)))).fit(val_preds, val.y)
+    online = OnlineWeights(horizons=dataset.horizons, initial=fixed_weights).fit(val_preds, val.y)
     online_test, online_weights = online.combine(test_preds, test.y)
 
     test_predictions = {
@@ -221,14 +224,15 @@ def fit_ensemble(
         "ensemble_online": online_test,
     }
 
-    names = list(models)
     conformal = ConformalIntervals(LEVELS).fit(cross_fitted_stacking(val_preds, val), val.y)
     residual_std = {
         name: np.std(val_preds[name] - val.y, axis=0, ddof=1).tolist()
         for name, m in models.items()
         if not (m.supports_mc_dropout and config.uncertainty)
     }
-    uncertainty = interval_report(config, models, test, test_preds, test_predictions["ensemble_stacking"], conformal, residual_std)
+    uncertainty = interval_report(
+        config, models, test, test_preds, test_predictions["ensemble_stacking"], conformal, residual_std, fixed_weights
+    )
 
     fitted = stacking.coefficients()
     coef = fitted[names].to_numpy(dtype=float)
@@ -237,7 +241,7 @@ def fit_ensemble(
         horizons=dataset.horizons,
         intercept=fitted["intercept"].to_numpy(dtype=float),
         coefficients=coef,
-        fixed_weights={k: float(v) for k, v in fixed.weights_of(names).items()},
+        fixed_weights=fixed_weights,
         conformal={str(level): conformal.quantiles_[level].tolist() for level in LEVELS},
         residual_std=residual_std,
         mc_samples=config.mc_samples if config.uncertainty else 1,
@@ -261,7 +265,7 @@ def fit_ensemble(
 
 def regimes_by_split(close: pd.Series, dataset: Dataset) -> dict[str, np.ndarray]:
     """Regime label of every origin per split; thresholds fitted on the training part."""
-    labels = RegimeDetector().fit(close, pd.Timestamp(dataset.train.origin_time[-1])).transform(close)
+    labels = RegimeDetector().fit_transform(close, pd.Timestamp(dataset.train.origin_time[-1]))
     return {
         name: labels.loc[pd.DatetimeIndex(part.origin_time)].to_numpy()
         for name, part in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))
@@ -291,6 +295,7 @@ def interval_report(
     point: np.ndarray,
     conformal: ConformalIntervals,
     residual_std: dict[str, list[float]],
+    fixed_weights: dict[str, float],
 ) -> dict:
     """Empirical coverage and width of MC-dropout and conformal intervals on the test part
     (`base_predictions`: each model's point forecast of `test`; `point`: the ensemble's)."""
@@ -313,7 +318,7 @@ def interval_report(
             out["mc_dropout"][name]["mean_std"] = stds[name].mean(axis=0).tolist()
         else:
             stds[name] = np.broadcast_to(np.asarray(residual_std[name]), means[name].shape)
-    mix_mean, mix_std = combine_uncertainty(means, stds, FixedWeights().weights_of(list(models)).to_dict())
+    mix_mean, mix_std = combine_uncertainty(means, stds, fixed_weights)
     out["ensemble_mixture"] = {str(level): _interval_stats(*gaussian_interval(mix_mean, mix_std, level), test.y) for level in LEVELS}
     return out
 
