@@ -111,6 +111,17 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> Prep
     return PreparedData(candles=candles, features=features, dataset=dataset)
 
 
+def symbol_tracker(config: TrainingConfig, run_name: str) -> Tracker:
+    """An MLflow run in the symbol's experiment, stored under the output directory unless a URI is set."""
+    return Tracker(
+        enabled=config.mlflow,
+        tracking_uri=config.tracking_uri,
+        experiment=f"atb-{config.symbol}",
+        run_name=run_name,
+        local_dir=config.output_dir / "mlruns",
+    )
+
+
 def fit_settings(config: TrainingConfig, checkpoint_dir: Path | None = None) -> FitSettings:
     return FitSettings.from_config(config, checkpoint_dir=checkpoint_dir)
 
@@ -357,13 +368,7 @@ def train_model(
     device = str(resolve_device(config.device)) if model.is_neural else "cpu"
     registry = ModelRegistry(config.registry_dir)
     run_name = f"{config.symbol}-{config.model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with Tracker(
-        enabled=config.mlflow,
-        tracking_uri=config.tracking_uri,
-        experiment=f"atb-{config.symbol}",
-        run_name=run_name,
-        local_dir=config.output_dir / "mlruns",
-    ) as tracker, tempfile.TemporaryDirectory(prefix="atb-train-") as scratch:
+    with symbol_tracker(config, run_name) as tracker, tempfile.TemporaryDirectory(prefix="atb-train-") as scratch:
         tracker.log_params({**config.to_dict(), "n_candidates": prepared.features.shape[1]})
         tracker.set_tags({"symbol": config.symbol, "model_type": config.model_type, "variant": config.variant})
 

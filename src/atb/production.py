@@ -51,10 +51,10 @@ from atb.pipeline import (
     prepare_data,
     save_attention_heatmap,
     save_forecast_plots,
+    symbol_tracker,
     train_model,
 )
 from atb.registry import ModelRegistry, ModelVersion
-from atb.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -376,13 +376,7 @@ def _write_output(out_dir: Path, report: dict, plots_dir: Path | None) -> None:
 
 
 def _log_to_mlflow(config: TrainingConfig, report: dict, out_dir: Path) -> None:
-    with Tracker(
-        enabled=config.mlflow,
-        tracking_uri=config.tracking_uri,
-        experiment=f"atb-{config.symbol}",
-        run_name=f"{config.symbol}-production-{out_dir.name}",
-        local_dir=config.output_dir / "mlruns",
-    ) as tracker:
+    with symbol_tracker(config, f"{config.symbol}-production-{out_dir.name}") as tracker:
         tracker.log_params(config.to_dict())
         tracker.log_metrics({"test": report["metrics"], "uncertainty": report["uncertainty"]})
         tracker.log_artifacts(out_dir)
