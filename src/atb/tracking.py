@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import re
-import shlex
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,11 +37,6 @@ def default_tracking_uri(local_dir: str | Path = Path("mlruns")) -> str:
     if from_environment:
         return from_environment
     return f"sqlite:///{Path(local_dir).resolve() / 'mlflow.db'}"
-
-
-def mlflow_ui_command(tracking_uri: str) -> str:
-    """The shell command that opens the MLflow UI on `tracking_uri`."""
-    return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
 
 
 class Tracker:

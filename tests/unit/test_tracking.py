@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from atb.tracking import Tracker, default_tracking_uri, mlflow_ui_command
+from atb.tracking import Tracker, default_tracking_uri
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 
@@ -123,8 +123,3 @@ def test_default_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_tracking_uri(tmp_path / "mlruns") == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert default_tracking_uri(tmp_path / "mlruns") == "http://tracking.example:5000"
-
-
-def test_mlflow_ui_command_quotes_the_uri() -> None:
-    assert mlflow_ui_command("sqlite:////data/mlruns/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////data/mlruns/mlflow.db"
-    assert mlflow_ui_command("sqlite:////my runs/mlflow.db") == "mlflow ui --backend-store-uri 'sqlite:////my runs/mlflow.db'"
