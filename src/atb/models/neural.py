@@ -148,10 +148,9 @@ class NeuralForecastModel(ForecastModel):
 
     # ------------------------------------------------------------------ internals
     def _sample_chunk(self, X: np.ndarray, n_samples: int) -> np.ndarray:
-        """One forward over `X` repeated `n_samples` times -> `(n_samples, len(X), H)`."""
-        with torch.inference_mode():
-            repeated = torch.from_numpy(np.ascontiguousarray(X)).to(self.device).repeat(n_samples, 1, 1)
-            out = self.network_(repeated).to("cpu", torch.float64).numpy()
+        """One forward over `X` repeated `n_samples` times -> `(n_samples, len(X), H)`;
+        `X` holds at most PREDICT_BATCH_SIZE windows, so `_forward_numpy` makes one call."""
+        out = self._forward_numpy(lambda x: self.network_(x.repeat(n_samples, 1, 1)), X)
         return out.reshape(n_samples, len(X), -1)
 
     def _forward_numpy(self, function: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
