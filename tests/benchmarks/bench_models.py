@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,7 +32,7 @@ import pandas as pd
 import torch
 
 from atb.dataset import Split
-from atb.export import OnnxForecaster, export_onnx
+from atb.export import OnnxForecaster, onnx_bytes
 from atb.models import AVAILABLE_MODELS, create_model
 from atb.training import FitSettings, resolve_device
 
@@ -220,10 +219,9 @@ def main() -> None:
         engines = {"inference": model.predict}
         if model.is_neural:
             engines["bare"] = bare_forward(model)
-        with tempfile.TemporaryDirectory() as directory:
-            if args.onnx and model.onnx_exportable:
-                engines["onnx"] = OnnxForecaster(export_onnx(model, Path(directory) / "model.onnx"), threads=1).predict
-            timings = time_inference(engines, test.X, args.calls)
+        if args.onnx and model.onnx_exportable:
+            engines["onnx"] = OnnxForecaster(onnx_bytes(model), threads=1).predict
+        timings = time_inference(engines, test.X, args.calls)
         results.setdefault(model_type, {}).update(timings)
         for engine, timing in timings.items():
             report(model_type, engine, timing)
