@@ -50,7 +50,7 @@ def build_config(config_file: Path | None, **flags: Any) -> TrainingConfig:
     given = {k: v for k, v in flags.items() if v is not None}
     if config_file is not None:
         return TrainingConfig.from_yaml(config_file, **given)
-    return TrainingConfig(**given)
+    return TrainingConfig.build(**given)
 
 
 def data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def metrics_table(metrics: dict[str, dict[int, dict]], title: str) -> Table:
+def metrics_view(metrics: dict[str, dict[int, dict]], title: str) -> Table:
     """Model vs baselines per horizon, the protocol's headline columns."""
     table = Table(title=title)
     for column in ("model", "h", "RMSE", "MAE", "MAPE %", "R²", "RMSE/naive", "MASE", "dir.acc", "majority", "p(dir)", "DM p"):
@@ -125,7 +125,7 @@ def input_errors() -> tuple[type[Exception], ...]:
 
 def registry_dir(path: Path | None) -> Path:
     """`--registry`, or the configured default."""
-    return path or TrainingConfig().registry_dir
+    return path or TrainingConfig().output.registry_dir
 
 
 def open_registry(path: Path | None):
@@ -170,14 +170,14 @@ def features(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Parquet file for the matrix.")] = None,
 ) -> None:
     """Compute the feature matrix, print counts per category and write it to Parquet."""
-    from atb.features import category_counts
+    from atb.data import load_candles
+    from atb.features import category_counts, feature_matrix
     from atb.io import atomic_write_with
-    from atb.pipeline import feature_matrix, load_market_data
 
     def action():
         cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding))
-        candles = load_market_data(cfg)
-        matrix = feature_matrix(candles, cfg.funding_path)
+        candles = load_candles(cfg.data)
+        matrix = feature_matrix(candles, cfg.data.funding_path)
         return candles, matrix
 
     candles, matrix = run_guarded(action)
@@ -206,7 +206,9 @@ def data_fetch(
     from atb.data import load_candles
 
     candles = run_guarded(
-        lambda: load_candles(symbol, exchange=exchange, timeframe=timeframe, days=days, cache_dir=cache_dir or TrainingConfig().cache_dir)
+        lambda: load_candles(
+            build_config(None, symbol=symbol, exchange=exchange, timeframe=timeframe, days=days, cache_dir=cache_dir).data
+        )
     )
     frame = candles.frame
     for line in candles.report.messages():
@@ -221,7 +223,7 @@ def train_model_command(
     variant: Annotated[Optional[str], typer.Option("--variant", "--model-variant", help="lightweight, default or deep.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
-    sequence_length: Annotated[Optional[int], typer.Option("--sequence-length", help="Lookback window in bars.")] = None,
+    lookback: Annotated[Optional[int], typer.Option("--lookback", "--sequence-length", help="Lookback window in bars.")] = None,
     horizons: Annotated[Optional[str], typer.Option(help="Comma-separated horizons in bars, e.g. 1,7,30.")] = None,
     n_features: Annotated[Optional[int], typer.Option("--n-features", help="Top-K features kept.")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience in epochs.")] = None,
@@ -244,7 +246,7 @@ def train_model_command(
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")] = None,
 ) -> None:
     """Train one model: data -> features -> fit -> evaluate -> registry -> MLflow."""
-    from atb.pipeline import train_model
+    from atb.workflows.train_model import train_model
 
     def action():
         cfg = build_config(
@@ -254,7 +256,7 @@ def train_model_command(
             variant=variant,
             epochs=epochs,
             batch_size=batch_size,
-            lookback=sequence_length,
+            lookback=lookback,
             horizons=horizons,
             n_features=n_features,
             patience=patience,
@@ -269,11 +271,11 @@ def train_model_command(
             tracking_uri=tracking_uri,
             **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
         )
-        with ProgressView(cfg.epochs) as view:
+        with ProgressView(cfg.fit.epochs) as view:
             return train_model(cfg, on_event=view.handle)
 
     result = run_guarded(action)
-    show_training_result(result.report, result.metrics)
+    show_training_result(result.report)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -320,26 +322,26 @@ class ProgressView:
             self.progress.console.print(f"[yellow]{payload['text']}[/]")
 
 
-def show_training_result(report: dict, metrics: dict) -> None:
-    from atb.pipeline import BACKTEST_FEE
+def show_training_result(report) -> None:
+    from atb.evaluation.protocol import BACKTEST_FEE
 
-    data = report["data"]
+    data, model = report.data, report.model
     console.print(
-        f"[bold]{data['symbol']}[/] {report['model']['model_type']} ({report['model']['variant']}): "
-        f"{data['rows']} bars {data['span'][0][:10]} .. {data['span'][1][:10]}, "
-        f"{len(report['history'])} epochs, fit {report['timings']['fit_s']:.1f} s"
+        f"[bold]{data.symbol}[/] {model.model_type} ({model.variant}): "
+        f"{data.rows} bars {data.span[0][:10]} .. {data.span[1][:10]}, "
+        f"{len(report.history)} epochs, fit {report.timings['fit_s']:.1f} s"
     )
-    console.print(metrics_table(metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
-    bt = report["backtest"]
+    console.print(metrics_view(report.metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
+    bt = report.backtest
     if "total_return" in bt:
         console.print(
             f"Long/flat backtest (h=1, fee {BACKTEST_FEE:.1%}): total return {bt['total_return']:.1%}, Sharpe {bt['sharpe']:.2f}, "
             f"max drawdown {bt['max_drawdown']:.1%}; buy-and-hold {bt['buy_and_hold']['total_return']:.1%}, "
             f"Sharpe {bt['buy_and_hold']['sharpe']:.2f}"
         )
-    console.print(f"Registry version: {report['registry']['path']}")
-    plots = [name for name, value in report["plots"].items() if value.endswith(".png")]
-    console.print(f"Plots: {len(plots)} PNGs in {Path(report['registry']['path']) / 'plots'}")
+    console.print(f"Registry version: {report.registry.path}")
+    plots = [name for name, value in report.plots.items() if value.endswith(".png")]
+    console.print(f"Plots: {len(plots)} PNGs in {Path(report.registry.path) / 'plots'}")
 
 
 @train_app.command("production")
@@ -366,7 +368,7 @@ def train_production_command(
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI")] = None,
 ) -> None:
     """Base models -> regime-aware ensemble with uncertainty, per symbol."""
-    from atb.production import symbol_name, train_production
+    from atb.workflows.production import symbol_name, train_production
 
     symbols = [symbol_name(c) for c in crypto.split(",") if c.strip()]
     if data and len(data) != len(symbols):
@@ -393,7 +395,7 @@ def train_production_command(
             mlflow=False if no_mlflow else None,
             tracking_uri=tracking_uri,
         )
-        with ProgressView(cfg.epochs) as view:
+        with ProgressView(cfg.fit.epochs) as view:
             return train_production(cfg, symbols, dict(zip(symbols, data or [])), on_event=view.handle)
 
     results = run_guarded(action)
@@ -402,7 +404,7 @@ def train_production_command(
             err_console.print(f"[bold red]{result.symbol} failed:[/] {result.error}")
             continue
         if result.metrics:
-            console.print(metrics_table(result.metrics, f"{result.symbol}: base models, ensembles and baselines on the test part"))
+            console.print(metrics_view(result.metrics, f"{result.symbol}: base models, ensembles and baselines on the test part"))
         console.print(f"{result.symbol}: report and plots in {result.output_dir}" + (f"; ensemble {result.ensemble_version.ref}" if result.ensemble_version else ""))
     if any(r.error for r in results):
         raise typer.Exit(code=1)
@@ -418,8 +420,8 @@ def regimes(
 ) -> None:
     """Share of each market regime per split (thresholds fitted on the training part)."""
     from atb.ensemble import REGIMES, regime_shares
-    from atb.pipeline import prepare_data
-    from atb.production import regimes_by_split
+    from atb.ensemble.fit import regimes_by_split
+    from atb.workflows.steps import prepare_data
 
     def action():
         cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, None, False, None))
@@ -453,15 +455,15 @@ def predict(
     engine: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; neural single models).")] = "torch",
 ) -> None:
     """Forecast every horizon from the newest data with the production (else latest) model."""
-    from atb.inference import Predictor
-    from atb.pipeline import load_market_data
+    from atb.data import load_candles
+    from atb.serve import load_version
 
     def action():
         cfg = build_config(
             None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None)
         )
-        predictor = Predictor.from_registry(cfg.registry_dir, symbol, model_type=model_type, ref=version, engine=engine)
-        return predictor, predictor.forecast(load_market_data(cfg))
+        predictor = load_version(cfg.output.registry_dir, symbol, model_type=model_type, ref=version, engine=engine)
+        return predictor, predictor.forecast(load_candles(cfg.data))
 
     predictor, forecast = run_guarded(action)
     if as_json:
@@ -509,7 +511,7 @@ def models_show(
     metadata = {k: v for k, v in version.metadata.items() if k not in ("metrics", "files")}
     console.print_json(json.dumps(metadata, default=str))
     if version.metadata.get("metrics"):
-        console.print(metrics_table(version.metadata["metrics"], "Test metrics"))
+        console.print(metrics_view(version.metadata["metrics"], "Test metrics"))
 
 
 @models_app.command("compare")
@@ -552,11 +554,11 @@ def models_export(
     registry: RegistryOpt = None,
 ) -> None:
     """Export a neural model version to ONNX (inputs [batch, lookback, features], outputs [batch, horizons])."""
-    from atb.export import export_onnx
-    from atb.inference import Predictor
+    from atb.serve import load_version
+    from atb.serve.onnx import export_onnx
 
     def action():
-        predictor = Predictor.from_registry(registry_dir(registry), symbol, model_type=model_type, ref=ref)
+        predictor = load_version(registry_dir(registry), symbol, model_type=model_type, ref=ref)
         return export_onnx(predictor.model, output)
 
     path = run_guarded(action)

@@ -1,8 +1,22 @@
-"""TrainingConfig: the one place where every run setting and its default is written.
+"""The run configuration: one frozen dataclass composed of sub-specs, each the
+one place where its settings and their defaults are written.
 
-The CLI, YAML files and the Python API all build this dataclass; it validates
-itself once on construction and refuses bad values with a message that names
-the field, the value and what is allowed.
+    TrainingConfig
+      data        DataSpec        which candles (and exogenous series) to load
+      dataset     DatasetSpec     horizons, lookback, split, feature count, target
+      model       ModelSpec       model type, variant, hyperparameter overrides
+      fit         FitSpec         epochs, batch, patience, learning rate, seed, device
+      production  ProductionSpec  base models, ensemble, uncertainty, walk-forward
+      tuning      TuningSpec      Optuna search
+      output      OutputSpec      registry, output directory, MLflow
+
+The CLI, YAML files and the Python API build it once at the edge; each
+library step is given the sub-spec it needs, whole. Every field name is unique
+across the sub-specs, so the flat spelling (`epochs=3`, YAML `epochs: 3`) names
+exactly one setting; `to_dict()` writes that flat form. Each sub-spec validates
+itself on construction and refuses a bad value naming the field, the value and
+what is allowed. This module imports nothing heavier than pandas, so every
+room may import it.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from atb.data.timeframes import TIMEFRAMES
+from atb.timeframes import TIMEFRAMES
 
 GAP_POLICIES = ("error", "ffill", "keep")
 TARGET_KINDS = ("log_return", "price")
@@ -27,10 +41,9 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """Everything a training run needs, with its defaults."""
+class DataSpec:
+    """Which candles to load: the bundled sample, a file or an exchange, and how to validate them."""
 
-    # data
     symbol: str = "BTCUSDT"
     data_path: Path | None = None
     exchange: str | None = None
@@ -40,47 +53,14 @@ class TrainingConfig:
     drop_partial_last_bar: bool = True
     funding_path: Path | None = None
     cache_dir: Path = Path.home() / ".cache" / "atb"
-    # dataset
-    horizons: tuple[int, ...] = (1, 7, 30)
-    lookback: int = 60
-    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
-    n_features: int = 60
-    selection_target: str = "return"
-    target_kind: str = "log_return"
-    # model
-    model_type: str = "attention_lstm"
-    variant: str = "default"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # training
-    epochs: int = 100
-    batch_size: int = 64
-    patience: int = 10
-    learning_rate: float | None = None  # None: the architecture's own default
-    seed: int = 42
-    device: str = "auto"
-    mixed_precision: bool = False
-    cuda_graphs: bool = False
-    # production / ensemble
-    base_models: tuple[str, ...] = ("enhanced_lstm", "transformer", "lightgbm")
-    ensemble: bool = True
-    uncertainty: bool = True
-    mc_samples: int = 50
-    walk_forward: bool = False
-    wf_splits: int = 5
-    tune: bool = False
-    tune_trials: int = 20
-    tune_timeout: float = 3600.0
-    tune_models: tuple[str, ...] = ("lstm", "transformer", "lightgbm")
-    tune_storage: str | None = None
-    # outputs
-    registry_dir: Path = Path("models")
-    output_dir: Path = Path("training_output")
-    mlflow: bool = True
-    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
-        _coerce_fields(self)
-        _validate(self)
+        for name in ("data_path", "funding_path", "cache_dir"):
+            _coerce_path(self, name)
+        _require(bool(self.symbol) and self.symbol.strip() == self.symbol, f"symbol: {self.symbol!r} must be a non-empty name without spaces")
+        _require(self.timeframe in TIMEFRAMES, f"timeframe: {self.timeframe!r} is not one of {list(TIMEFRAMES)}")
+        _require(self.gap_policy in GAP_POLICIES, f"gap_policy: {self.gap_policy!r} is not one of {list(GAP_POLICIES)}")
+        _require(self.days is None or self.days > 0, f"days: {self.days} must be positive")
 
     @property
     def source(self) -> str:
@@ -91,37 +71,178 @@ class TrainingConfig:
             return "exchange"
         return "sample"
 
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How candles and features become windows and targets."""
+
+    horizons: tuple[int, ...] = (1, 7, 30)
+    lookback: int = 60
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    n_features: int = 60
+    selection_target: str = "return"
+    target_kind: str = "log_return"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "horizons", tuple(_as_int("horizons", h) for h in _as_tuple(self.horizons)))
+        object.__setattr__(self, "split", tuple(float(s) for s in _as_tuple(self.split)))
+        horizons, split = list(self.horizons), list(self.split)
+        _require(len(horizons) > 0, "horizons: at least one horizon is needed")
+        _require(all(h >= 1 for h in horizons), f"horizons: {horizons} must all be >= 1 bar")
+        _require(len(set(horizons)) == len(horizons), f"horizons: {horizons} has duplicates")
+        _require(horizons == sorted(horizons), f"horizons: {horizons} must be increasing")
+        _require(self.lookback >= 2, f"lookback: {self.lookback} must be >= 2 bars")
+        _require(len(split) == 3, f"split: {split} must be three fractions (train, validation, test)")
+        _require(all(s > 0 for s in split), f"split: {split} must all be > 0")
+        _require(abs(sum(split) - 1.0) < 1e-6, f"split: {split} must sum to 1")
+        _require(self.n_features >= 1, f"n_features: {self.n_features} must be >= 1")
+        _require(self.selection_target in SELECTION_TARGETS, f"selection_target: {self.selection_target!r} is not one of {list(SELECTION_TARGETS)}")
+        _require(self.target_kind in TARGET_KINDS, f"target_kind: {self.target_kind!r} is not one of {list(TARGET_KINDS)}")
+
     @property
     def max_horizon(self) -> int:
         return max(self.horizons)
 
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: a registered type, one of its variants, and single-hyperparameter overrides."""
+
+    model_type: str = "attention_lstm"
+    variant: str = "default"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", dict(self.overrides or {}))
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """How to fit: epochs, batches, early stopping, learning rate, seed and device."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    patience: int = 10
+    learning_rate: float | None = None  # None: the architecture's own default
+    seed: int = 42
+    device: str = "auto"
+    mixed_precision: bool = False
+    cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, f"epochs: {self.epochs} must be >= 1")
+        _require(self.batch_size >= 1, f"batch_size: {self.batch_size} must be >= 1")
+        _require(self.patience >= 1, f"patience: {self.patience} must be >= 1")
+        _require(self.learning_rate is None or self.learning_rate > 0, f"learning_rate: {self.learning_rate} must be > 0")
+        _require(self.device in DEVICES, f"device: {self.device!r} is not one of {list(DEVICES)}")
+
+
+@dataclass(frozen=True)
+class ProductionSpec:
+    """`atb train production`: base models, ensemble, uncertainty, walk-forward."""
+
+    base_models: tuple[str, ...] = ("enhanced_lstm", "transformer", "lightgbm")
+    ensemble: bool = True
+    uncertainty: bool = True
+    mc_samples: int = 50
+    walk_forward: bool = False
+    wf_splits: int = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_models", _names(self.base_models))
+        _require(len(self.base_models) > 0, "base_models: at least one base model is needed")
+        _require(self.mc_samples >= 1, f"mc_samples: {self.mc_samples} must be >= 1")
+        _require(self.wf_splits >= 2, f"wf_splits: {self.wf_splits} must be >= 2")
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """Optuna search before production training."""
+
+    tune: bool = False
+    tune_trials: int = 20
+    tune_timeout: float = 3600.0
+    tune_models: tuple[str, ...] = ("lstm", "transformer", "lightgbm")
+    tune_storage: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tune_models", _names(self.tune_models))
+        _require(self.tune_trials >= 1, f"tune_trials: {self.tune_trials} must be >= 1")
+        _require(self.tune_timeout > 0, f"tune_timeout: {self.tune_timeout} must be > 0")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where results go: the registry, run outputs and MLflow."""
+
+    registry_dir: Path = Path("models")
+    output_dir: Path = Path("training_output")
+    mlflow: bool = True
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("registry_dir", "output_dir"):
+            _coerce_path(self, name)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything a run needs, as sub-specs. `TrainingConfig.build(epochs=3, ...)` takes the
+    flat names; `TrainingConfig(fit=FitSpec(epochs=3))` the sub-specs."""
+
+    data: DataSpec = field(default_factory=DataSpec)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    fit: FitSpec = field(default_factory=FitSpec)
+    production: ProductionSpec = field(default_factory=ProductionSpec)
+    tuning: TuningSpec = field(default_factory=TuningSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    @classmethod
+    def build(cls, **values: Any) -> TrainingConfig:
+        """A config from flat field names (`symbol`, `epochs`, ...), each routed to its sub-spec."""
+        return cls().replace(**values)
+
     def replace(self, **changes: Any) -> TrainingConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some flat fields changed (validated again)."""
+        unknown = sorted(set(changes) - set(SECTION_OF))
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(SECTION_OF)}")
+        by_section: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            by_section.setdefault(SECTION_OF[name], {})[name] = value
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **values) for section, values in by_section.items()}
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (paths as strings, tuples as lists)."""
+        """Flat JSON-ready values (paths as strings, tuples as lists), in section order."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
+        for section in SECTIONS:
+            spec = getattr(self, section)
+            for f in dataclasses.fields(spec):
+                out[f.name] = _jsonable(getattr(spec, f.name))
         return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**values)
+        """A config from flat fields, or from sections (`fit: {epochs: 3}`), or both."""
+        flat = {}
+        for name, value in values.items():
+            if name in SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{name}: expected a mapping of its fields, got {value!r}")
+                wrong = sorted(k for k in value if SECTION_OF.get(k) != name)
+                if wrong:
+                    raise ConfigError(f"{name}: unknown field(s) {wrong}; its fields: {sorted(_field_names(name))}")
+                flat.update(value)
+            else:
+                flat[name] = value
+        return cls.build(**flat)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainingConfig:
-        """Read a YAML mapping of field -> value; `overrides` win over the file."""
+        """Read a YAML mapping of field -> value (flat or by section); `overrides` (flat) win over the file."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
@@ -131,27 +252,42 @@ class TrainingConfig:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(values, dict):
             raise ConfigError(f"config file {path} must hold a mapping of field: value")
-        return cls.from_dict({**values, **overrides})
+        return cls.from_dict(values).replace(**overrides)
 
 
-_PATH_FIELDS = ("data_path", "funding_path", "cache_dir", "registry_dir", "output_dir")
-_TUPLE_FIELDS = ("horizons", "split", "base_models", "tune_models")
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 
 
-def _coerce_fields(cfg: TrainingConfig) -> None:
-    """Accept lists and strings from YAML/CLI for tuple and path fields."""
-    for name in _PATH_FIELDS:
-        value = getattr(cfg, name)
-        if value is not None and not isinstance(value, Path):
-            object.__setattr__(cfg, name, Path(value))
-    for name in _TUPLE_FIELDS:
-        value = getattr(cfg, name)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        object.__setattr__(cfg, name, tuple(value))
-    object.__setattr__(cfg, "horizons", tuple(_as_int("horizons", h) for h in cfg.horizons))
-    object.__setattr__(cfg, "split", tuple(float(s) for s in cfg.split))
-    object.__setattr__(cfg, "overrides", dict(cfg.overrides or {}))
+def _field_names(section: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainingConfig.__dataclass_fields__[section].default_factory)]
+
+
+SECTION_OF: dict[str, str] = {name: section for section in SECTIONS for name in _field_names(section)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _coerce_path(spec: Any, name: str) -> None:
+    value = getattr(spec, name)
+    if value is not None and not isinstance(value, Path):
+        object.__setattr__(spec, name, Path(value))
+
+
+def _as_tuple(value: Any) -> tuple:
+    """Lists and comma-separated strings (from YAML or flags) as a tuple."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in _as_tuple(value))
 
 
 def _as_int(name: str, value: Any) -> int:
@@ -167,31 +303,3 @@ def _as_int(name: str, value: Any) -> int:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
-
-
-def _validate(cfg: TrainingConfig) -> None:
-    _require(bool(cfg.symbol) and cfg.symbol.strip() == cfg.symbol, f"symbol: {cfg.symbol!r} must be a non-empty name without spaces")
-    _require(cfg.timeframe in TIMEFRAMES, f"timeframe: {cfg.timeframe!r} is not one of {list(TIMEFRAMES)}")
-    _require(cfg.gap_policy in GAP_POLICIES, f"gap_policy: {cfg.gap_policy!r} is not one of {list(GAP_POLICIES)}")
-    _require(cfg.target_kind in TARGET_KINDS, f"target_kind: {cfg.target_kind!r} is not one of {list(TARGET_KINDS)}")
-    _require(cfg.selection_target in SELECTION_TARGETS, f"selection_target: {cfg.selection_target!r} is not one of {list(SELECTION_TARGETS)}")
-    _require(cfg.device in DEVICES, f"device: {cfg.device!r} is not one of {list(DEVICES)}")
-    _require(cfg.days is None or cfg.days > 0, f"days: {cfg.days} must be positive")
-    _require(len(cfg.horizons) > 0, "horizons: at least one horizon is needed")
-    _require(all(h >= 1 for h in cfg.horizons), f"horizons: {list(cfg.horizons)} must all be >= 1 bar")
-    _require(len(set(cfg.horizons)) == len(cfg.horizons), f"horizons: {list(cfg.horizons)} has duplicates")
-    _require(list(cfg.horizons) == sorted(cfg.horizons), f"horizons: {list(cfg.horizons)} must be increasing")
-    _require(cfg.lookback >= 2, f"lookback: {cfg.lookback} must be >= 2 bars")
-    _require(len(cfg.split) == 3, f"split: {list(cfg.split)} must be three fractions (train, validation, test)")
-    _require(all(s > 0 for s in cfg.split), f"split: {list(cfg.split)} must all be > 0")
-    _require(abs(sum(cfg.split) - 1.0) < 1e-6, f"split: {list(cfg.split)} must sum to 1")
-    _require(cfg.n_features >= 1, f"n_features: {cfg.n_features} must be >= 1")
-    _require(cfg.epochs >= 1, f"epochs: {cfg.epochs} must be >= 1")
-    _require(cfg.batch_size >= 1, f"batch_size: {cfg.batch_size} must be >= 1")
-    _require(cfg.patience >= 1, f"patience: {cfg.patience} must be >= 1")
-    _require(cfg.learning_rate is None or cfg.learning_rate > 0, f"learning_rate: {cfg.learning_rate} must be > 0")
-    _require(cfg.mc_samples >= 1, f"mc_samples: {cfg.mc_samples} must be >= 1")
-    _require(cfg.wf_splits >= 2, f"wf_splits: {cfg.wf_splits} must be >= 2")
-    _require(cfg.tune_trials >= 1, f"tune_trials: {cfg.tune_trials} must be >= 1")
-    _require(cfg.tune_timeout > 0, f"tune_timeout: {cfg.tune_timeout} must be > 0")
-    _require(len(cfg.base_models) > 0, "base_models: at least one base model is needed")

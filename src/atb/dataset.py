@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import RobustScaler
 
+from atb.config import DatasetSpec
 from atb.io import atomic_write_json
+from atb.windows import Windows
 
-TRANSFORM_FILE = "transform.json"
 SCALED_CLIP = 10.0  # fixed bound on scaled features (not fitted): tames heavy tails
 
 
@@ -53,8 +54,9 @@ class TargetSpec:
 
 
 @dataclass
-class Split:
-    """One chronological part of the forecast origins, ready for a model.
+class Split(Windows):
+    """One chronological part of the forecast origins: the windows a model sees and
+    where they come from.
 
     X: windows `(n, lookback, n_features)` float32, scaled.
     y: targets `(n, H)` float32 in target space (see TargetSpec).
@@ -62,14 +64,9 @@ class Split:
     origin_close: close at t `(n,)`; future_close: close at t+h `(n, H)`.
     """
 
-    X: np.ndarray
-    y: np.ndarray
     origin_time: np.ndarray
     origin_close: np.ndarray
     future_close: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.X)
 
     def subset(self, index: np.ndarray | slice) -> Split:
         return Split(
@@ -152,12 +149,12 @@ class FeatureTransform:
             clip=float(values["clip"]),
         )
 
-    def save(self, directory: str | Path) -> None:
-        atomic_write_json(Path(directory) / TRANSFORM_FILE, self.to_dict())
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, directory: str | Path) -> FeatureTransform:
-        path = Path(directory) / TRANSFORM_FILE
+    def load(cls, path: str | Path) -> FeatureTransform:
+        path = Path(path)
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
@@ -249,43 +246,41 @@ def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int) ->
 def build_dataset(
     candles: pd.DataFrame,
     features: pd.DataFrame,
-    horizons: tuple[int, ...] = (1, 7, 30),
-    lookback: int = 60,
-    split: tuple[float, float, float] = (0.70, 0.15, 0.15),
-    n_features: int = 60,
-    selection_target: str = "return",
-    target_kind: str = "log_return",
+    spec: DatasetSpec | None = None,
     parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
-    """Windows and multi-horizon targets from candles and their feature matrix.
+    """Windows and multi-horizon targets from candles and their feature matrix, as `spec`
+    (default: DatasetSpec()) describes them.
 
     Rows with any NaN feature (the warm-up) are dropped first. An origin is a bar
     with `lookback` rows of features ending at it and every horizon's close known.
     `parts` gives explicit (train, val, test) positions into the origin list (a
-    walk-forward fold); by default `split` fractions with a purge of max(horizons).
-    Selection and scaling see only the training windows' rows.
+    walk-forward fold); by default the spec's split fractions with a purge of
+    max(horizons). Selection and scaling see only the training windows' rows.
     """
+    spec = spec or DatasetSpec()
     if not features.index.equals(candles.index):
         raise ValueError("features and candles must share the same index")
-    target = TargetSpec(tuple(horizons), target_kind)
-    max_h = max(horizons)
+    horizons, lookback = spec.horizons, spec.lookback
+    target = TargetSpec(tuple(horizons), spec.target_kind)
+    max_h = spec.max_horizon
 
     origins = forecast_origins(features, lookback, max_h)
     if parts is None:
-        parts = split_origins(len(origins), split, purge=max_h)
+        parts = split_origins(len(origins), spec.split, purge=max_h)
     train_part, val_part, test_part = parts
     train_origins = origins[train_part]
 
     train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
-    if selection_target == "return":
+    if spec.selection_target == "return":
         close = candles["close"].to_numpy(dtype=float)
         future = np.stack([close[train_origins + h] for h in horizons], axis=1)
         targets = target.from_prices(close[train_origins], future)  # for selection only; split_at rebuilds them
         selection_y = pd.DataFrame(targets, index=features.index[train_origins])
-        selected, scores = select_features(train_features.loc[selection_y.index], selection_y, n_features)
+        selected, scores = select_features(train_features.loc[selection_y.index], selection_y, spec.n_features)
     else:
-        selected, scores = select_features(train_features, candles["close"].iloc[train_rows], n_features)
+        selected, scores = select_features(train_features, candles["close"].iloc[train_rows], spec.n_features)
 
     scaler = RobustScaler().fit(train_features[selected].to_numpy(dtype=float))
     transform = FeatureTransform(

@@ -18,22 +18,25 @@ import numpy as np
 import pandas as pd
 
 from atb.config import TrainingConfig
-from atb.data import Candles
+from atb.data import Candles, load_candles
 from atb.data.validate import validate_ohlcv
 from atb.dataset import Split
 from atb.evaluation.metrics import directional_accuracy
-from atb.inference import Predictor
-from atb.pipeline import REPORT_FILE, load_market_data, train_model
+from atb.evaluation.report import TrainingReport
+from atb.layout import REPORT_FILE
+from atb.serve import Predictor, load_version
+from atb.workflows.train_model import train_model
 
 
 class Forecaster:
     """Train a model through the full pipeline, or load a stored version, then forecast."""
 
     def __init__(self, config: TrainingConfig | None = None, **fields: Any) -> None:
-        self.config = config.replace(**fields) if config is not None else TrainingConfig(**fields)
+        """`fields` are flat TrainingConfig field names (`model_type`, `epochs`, ...)."""
+        self.config = (config or TrainingConfig()).replace(**fields)
         self.predictor: Predictor | None = None
         self.version_path: Path | None = None
-        self.report: dict | None = None
+        self.report: TrainingReport | None = None
         self._test: Split | None = None
 
     def train(self, data: pd.DataFrame | str | Path | None = None) -> dict:
@@ -99,23 +102,23 @@ class Forecaster:
         forecaster.version_path = directory
         report_path = directory / REPORT_FILE
         if report_path.is_file():
-            forecaster.report = json.loads(report_path.read_text())
+            forecaster.report = TrainingReport.from_dict(json.loads(report_path.read_text()))
         return forecaster
 
     @classmethod
     def load(cls, symbol: str = "BTCUSDT", registry_dir: str | Path = "models", model_type: str | None = None, **fields: Any) -> Forecaster:
         """The production (else latest) registry version for `symbol`."""
         forecaster = cls(symbol=symbol, registry_dir=Path(registry_dir), **fields)
-        forecaster.predictor = Predictor.from_registry(registry_dir, symbol, model_type=model_type)
+        forecaster.predictor = load_version(registry_dir, symbol, model_type=model_type)
         return forecaster
 
     def plot_training_history(self, path: str | Path) -> Path:
         """Loss curves of the training run as a PNG."""
         from atb.evaluation.plots import plot_loss_curves
 
-        if not self.report or not self.report.get("history"):
+        if not self.report or not self.report.history:
             raise RuntimeError("no training history: train() first, or load a version that has its report")
-        return plot_loss_curves(self.report["history"], path)
+        return plot_loss_curves(self.report.history, path)
 
     def _loaded(self) -> Predictor:
         if self.predictor is None:
@@ -129,13 +132,13 @@ class Forecaster:
 
     def _market_data(self, data: pd.DataFrame | str | Path | None) -> Candles:
         """Candles from an in-memory frame, else loaded from `data` as a path or the configured source."""
-        return self._candles_for(data) or load_market_data(self._config_for(data))
+        return self._candles_for(data) or load_candles(self._config_for(data).data)
 
     def _candles_for(self, data: pd.DataFrame | str | Path | None) -> Candles | None:
         """Candles from an in-memory frame (validated like a file); None for other inputs."""
         if not isinstance(data, pd.DataFrame):
             return None
         frame, report = validate_ohlcv(
-            data.astype(float), "DataFrame", gap_policy=self.config.gap_policy, drop_partial_last_bar=False
+            data.astype(float), "DataFrame", gap_policy=self.config.data.gap_policy, drop_partial_last_bar=False
         )
-        return Candles(frame=frame, report=report, symbol=self.config.symbol, source="DataFrame")
+        return Candles(frame=frame, report=report, symbol=self.config.data.symbol, source="DataFrame")

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from atb.io import atomic_write_json
+from atb.layout import METADATA_FILE
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("dev", "staging", "production")
-METADATA_FILE = "metadata.json"
 REGISTRY_FIELDS = ("symbol", "model_type", "version", "created_at", "files")
 
 _STAGING_DIR = ".staging"
@@ -189,6 +189,14 @@ class ModelRegistry:
         if verify:
             self.verify(model)
         return model
+
+    def get_ref(self, ref: str, *, verify: bool = True) -> ModelVersion:
+        """The version a reference "SYMBOL/model_type/vNNNN" (`ModelVersion.ref`) names."""
+        parts = ref.split("/")
+        if len(parts) != 3 or not _VERSION.fullmatch(parts[2]):
+            raise RegistryError(f"{ref!r} is not a version reference like 'BTCUSDT/lstm/v0003'")
+        symbol, model_type, version = parts
+        return self.get(symbol, model_type, version, verify=verify)
 
     def resolve_for_serving(self, symbol: str) -> ModelVersion:
         """The production version of `symbol` if there is one, else its latest version."""

@@ -7,7 +7,8 @@ from atb.config import TrainingConfig
 from atb.data import load_candles
 from atb.data.sources import Candles
 from atb.models import create_model
-from atb.pipeline import fit_settings, prepare_data
+from atb.models.trainer import FitSettings
+from atb.workflows.steps import prepare_data
 
 
 def _noisy_test_part(candles: Candles, start) -> Candles:
@@ -24,8 +25,8 @@ def _noisy_test_part(candles: Candles, start) -> Candles:
 
 
 def test_training_side_outputs_ignore_the_test_part():
-    config = TrainingConfig(model_type="lstm", variant="lightweight", epochs=1, seed=7, mlflow=False)
-    candles = load_candles("BTCUSDT")
+    config = TrainingConfig.build(model_type="lstm", variant="lightweight", epochs=1, seed=7, mlflow=False)
+    candles = load_candles()
     clean = prepare_data(config, candles)
     noisy = prepare_data(config, _noisy_test_part(candles, clean.dataset.test.origin_time[0]))
 
@@ -36,8 +37,8 @@ def test_training_side_outputs_ignore_the_test_part():
 
     weights = []
     for prepared in (clean, noisy):
-        model = create_model("lstm", prepared.dataset.input_shape, horizons=config.horizons, variant="lightweight")
-        model.fit(prepared.dataset.train, prepared.dataset.val, fit_settings(config))
+        model = create_model("lstm", prepared.dataset.input_shape, horizons=config.dataset.horizons, variant="lightweight")
+        model.fit(prepared.dataset.train, prepared.dataset.val, FitSettings.from_spec(config.fit))
         weights.append({k: v.clone() for k, v in model.network_.state_dict().items()})
     for name, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][name]), name

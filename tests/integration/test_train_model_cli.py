@@ -91,7 +91,7 @@ def test_predict_returns_one_forecast_per_horizon_like_the_python_api(trained):
     same = api.predict()
     assert [row["forecast"] for row in same["horizons"]] == pytest.approx([row["forecast"] for row in forecast["horizons"]], rel=1e-12)
     assert all(row["forecast"] > 0 for row in same["horizons"])
-    assert TrainingConfig().horizons == HORIZONS
+    assert TrainingConfig().dataset.horizons == HORIZONS
 
 
 def test_models_commands(trained):
@@ -112,8 +112,8 @@ def test_onnx_export_matches_the_stored_model(trained):
     import numpy as np
 
     from atb.data import load_candles
-    from atb.export import OnnxForecaster
-    from atb.inference import Predictor
+    from atb.serve.onnx import OnnxForecaster
+    from atb.serve import load_version
 
     root, _, _, _ = trained
     with pytest.MonkeyPatch.context() as mp:
@@ -122,8 +122,8 @@ def test_onnx_export_matches_the_stored_model(trained):
         assert exported.exit_code == 0, exported.output
         refused = runner.invoke(app, ["models", "export", "BTCUSDT", "nosuchtype"])
         assert refused.exit_code == 1 and "unknown model type" in refused.output
-    predictor = Predictor.from_registry(root / "models", "BTCUSDT", model_type="lstm")
-    window = predictor.transform.latest_window(predictor.features(load_candles("BTCUSDT")))
+    predictor = load_version(root / "models", "BTCUSDT", model_type="lstm")
+    window = predictor.transform.latest_window(predictor.features(load_candles()))
     np.testing.assert_allclose(OnnxForecaster(root / "lstm.onnx").predict(window), predictor.model.predict(window), atol=1e-5)
 
 

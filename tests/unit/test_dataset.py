@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from atb.config import DatasetSpec
 from atb.dataset import FeatureTransform, TargetSpec, build_dataset, select_features, split_origins
 
 
@@ -31,7 +32,7 @@ def _features(candles, seed=1):
 
 def test_shapes_split_and_purge():
     candles = _candles()
-    ds = build_dataset(candles, _features(candles), horizons=(1, 7, 30), lookback=20, n_features=4)
+    ds = build_dataset(candles, _features(candles), DatasetSpec(horizons=(1, 7, 30), lookback=20, n_features=4))
     assert ds.train.X.shape[1:] == (20, 4) and ds.train.y.shape[1] == 3
     assert ds.input_shape == (20, 4)
     # chronological and purged: the last training target ends before the first validation origin
@@ -47,7 +48,7 @@ def test_shapes_split_and_purge():
 def test_window_ends_at_origin():
     candles = _candles()
     features = _features(candles)
-    ds = build_dataset(candles, features, lookback=10, n_features=8, horizons=(1,))
+    ds = build_dataset(candles, features, DatasetSpec(lookback=10, n_features=8, horizons=(1,)))
     t = pd.Timestamp(ds.val.origin_time[3])
     expected = ds.transform.scale_frame(features.loc[:t].iloc[-10:])
     np.testing.assert_array_equal(ds.val.X[3], expected)
@@ -57,14 +58,14 @@ def test_window_ends_at_origin():
 def test_changing_validation_and_test_rows_changes_nothing_fitted():
     candles = _candles()
     features = _features(candles)
-    base = build_dataset(candles, features, lookback=20, n_features=4)
+    base = build_dataset(candles, features, DatasetSpec(lookback=20, n_features=4))
     # every row from the first validation origin on: validation and test data
     later = candles.index >= pd.Timestamp(base.val.origin_time[0])
     rng = np.random.default_rng(7)
     candles2, features2 = candles.copy(), features.copy()
     candles2.loc[later, "close"] *= rng.uniform(0.5, 2.0, later.sum())
     features2.loc[later] = rng.normal(size=(later.sum(), features.shape[1])) * 100
-    changed = build_dataset(candles2, features2, lookback=20, n_features=4)
+    changed = build_dataset(candles2, features2, DatasetSpec(lookback=20, n_features=4))
 
     assert changed.transform.feature_names == base.transform.feature_names
     np.testing.assert_array_equal(changed.transform.center, base.transform.center)
@@ -87,21 +88,21 @@ def test_selection_prefers_informative_features():
 
 def test_selection_against_close():
     candles = _candles()
-    ds = build_dataset(candles, _features(candles), lookback=20, n_features=2, selection_target="close")
+    ds = build_dataset(candles, _features(candles), DatasetSpec(lookback=20, n_features=2, selection_target="close"))
     assert len(ds.transform.feature_names) == 2
 
 
 def test_price_targets():
     candles = _candles()
-    ds = build_dataset(candles, _features(candles), lookback=20, n_features=3, target_kind="price")
+    ds = build_dataset(candles, _features(candles), DatasetSpec(lookback=20, n_features=3, target_kind="price"))
     np.testing.assert_allclose(ds.test.y, ds.test.future_close, rtol=1e-6)
 
 
 def test_transform_round_trip(tmp_path):
     candles = _candles()
-    ds = build_dataset(candles, _features(candles), lookback=20, n_features=3)
-    ds.transform.save(tmp_path)
-    loaded = FeatureTransform.load(tmp_path)
+    ds = build_dataset(candles, _features(candles), DatasetSpec(lookback=20, n_features=3))
+    ds.transform.save(tmp_path / "transform.json")
+    loaded = FeatureTransform.load(tmp_path / "transform.json")
     assert loaded.feature_names == ds.transform.feature_names
     np.testing.assert_array_equal(loaded.center, ds.transform.center)
     assert loaded.target == TargetSpec((1, 7, 30), "log_return")
@@ -110,15 +111,15 @@ def test_transform_round_trip(tmp_path):
 def test_corrupt_transform_is_a_clear_error(tmp_path):
     (tmp_path / "transform.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"transform\.json is corrupt"):
-        FeatureTransform.load(tmp_path)
+        FeatureTransform.load(tmp_path / "transform.json")
     with pytest.raises(FileNotFoundError, match=r"transform\.json is missing"):
-        FeatureTransform.load(tmp_path / "nowhere")
+        FeatureTransform.load(tmp_path / "nowhere" / "transform.json")
 
 
 def test_too_few_rows_is_a_clear_error():
     candles = _candles(80)
     with pytest.raises(ValueError, match=r"not enough data: 80 bars leave .* lookback 60 and horizon 30"):
-        build_dataset(candles, _features(candles), lookback=60)
+        build_dataset(candles, _features(candles), DatasetSpec(lookback=60))
 
 
 def test_split_origins_refuses_empty_parts():

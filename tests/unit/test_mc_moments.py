@@ -2,17 +2,17 @@
 
 import numpy as np
 
-from atb.dataset import Split
+from atb.windows import Windows
 from atb.models import create_model
 from atb.ensemble.uncertainty import mc_moments
-from atb.training.trainer import FitSettings
+from atb.models.trainer import FitSettings
 
 
 def _split(n, seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 8, 3)).astype(np.float32)
     y = (X[:, -1, :1] * np.array([[0.01, 0.02]])).astype(np.float32)
-    return Split(X, y, np.arange(n), np.ones(n), np.ones((n, 2)))
+    return Windows(X, y)
 
 
 def test_std_positive_with_dropout_and_zero_without():

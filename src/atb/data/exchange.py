@@ -33,7 +33,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from atb.data.timeframes import TIMEFRAMES
+from atb.timeframes import TIMEFRAMES
 from atb.data.validate import OHLCV_COLUMNS
 from atb.io import atomic_write_with
 

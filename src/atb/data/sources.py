@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atb.data.timeframes import TIMEFRAMES
+from atb.config import DataSpec
+from atb.timeframes import TIMEFRAMES
 from atb.data.validate import (
     OHLCV_COLUMNS,
     DataValidationError,
@@ -74,45 +75,39 @@ def read_ohlcv_file(path: str | Path) -> pd.DataFrame:
     return _canonical(raw, str(path))
 
 
-def load_candles(
-    symbol: str = "BTCUSDT",
-    data_path: str | Path | None = None,
-    exchange: str | None = None,
-    timeframe: str = "1d",
-    days: int | None = None,
-    gap_policy: str = "ffill",
-    drop_partial_last_bar: bool = True,
-    cache_dir: str | Path | None = None,
-    now: pd.Timestamp | None = None,
-) -> Candles:
-    """Read, validate and trim candles from the sample, a file or an exchange."""
+def load_candles(spec: DataSpec | None = None, now: pd.Timestamp | None = None) -> Candles:
+    """Read, validate and trim the candles `spec` names: the bundled sample, a file or an
+    exchange (default: the bundled BTCUSDT sample). `now` is the clock that decides
+    whether an exchange's last bar has closed."""
+    spec = spec or DataSpec()
     bar_duration = None
-    if data_path is not None:
-        source = str(data_path)
-        raw = read_ohlcv_file(data_path)
-    elif exchange is not None:
+    if spec.data_path is not None:
+        source = str(spec.data_path)
+        raw = read_ohlcv_file(spec.data_path)
+    elif spec.exchange is not None:
         from atb.data.exchange import fetch_ohlcv
 
-        source = f"{exchange}:{symbol}:{timeframe}"
+        source = f"{spec.exchange}:{spec.symbol}:{spec.timeframe}"
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
-        kwargs = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
-        raw = fetch_ohlcv(symbol, timeframe=timeframe, days=days or 365, exchange=exchange, now=now, **kwargs)
-        bar_duration = TIMEFRAMES[timeframe]
+        raw = fetch_ohlcv(
+            spec.symbol, timeframe=spec.timeframe, days=spec.days or 365, exchange=spec.exchange, now=now, cache_dir=spec.cache_dir
+        )
+        bar_duration = TIMEFRAMES[spec.timeframe]
     else:
-        path = sample_path(symbol)
+        path = sample_path(spec.symbol)
         source = f"bundled sample {path.name}"
         raw = read_ohlcv_file(path)
     frame, report = validate_ohlcv(
         raw,
         source,
         bar_duration=bar_duration,
-        gap_policy=gap_policy,
-        drop_partial_last_bar=drop_partial_last_bar,
+        gap_policy=spec.gap_policy,
+        drop_partial_last_bar=spec.drop_partial_last_bar,
         now=now,
     )
-    if days is not None:
-        frame = frame.loc[frame.index > frame.index[-1] - pd.Timedelta(days=days)]
-    return Candles(frame=frame, report=report, symbol=symbol, source=source)
+    if spec.days is not None:
+        frame = frame.loc[frame.index > frame.index[-1] - pd.Timedelta(days=spec.days)]
+    return Candles(frame=frame, report=report, symbol=spec.symbol, source=source)
 
 
 def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:

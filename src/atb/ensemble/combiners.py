@@ -6,8 +6,8 @@ Anything learned (stacking coefficients, online accuracy state) is fitted on
 validation origins only; test targets are used solely as they are realised.
 
 - ``FixedWeights``: constant weights.
-- ``RegimeWeights``: the fixed weights tilted towards the family suited to each
-  bar's regime.
+- ``RegimeWeights``: the fixed weights tilted towards the model family suited
+  to each bar's regime (a model type declares its ``ensemble_family``).
 - ``StackingMetaLearner``: one non-negative ElasticNet per horizon on the base
   predictions, fitted on the validation window and refusing anything else.
 - ``OnlineWeights``: inverse-MSE weights from an exponential moving average of
@@ -25,11 +25,11 @@ from sklearn.linear_model import ElasticNet
 from atb.ensemble.regime import REGIMES
 
 DEFAULT_WEIGHTS = {"enhanced_lstm": 0.35, "transformer": 0.40, "lightgbm": 0.25}
-# Regime -> substrings of the model names it favours (an empty tuple: equal weights).
+# Regime -> the model families it favours (an empty tuple: equal weights).
 REGIME_FAVOURS: dict[str, tuple[str, ...]] = {
-    "trending": ("lstm",),
-    "mean_reverting": ("lightgbm",),
-    "volatile": ("transformer",),
+    "trending": ("recurrent",),
+    "mean_reverting": ("trees",),
+    "volatile": ("attention",),
     "ranging": (),
 }
 
@@ -90,13 +90,17 @@ class FixedWeights:
 class RegimeWeights:
     """Fixed weights tilted per regime (``REGIME_FAVOURS``), then renormalised.
 
-    In a regime, every model whose name contains one of the favoured substrings
-    has its weight multiplied by ``1 + tilt``; when no model present is favoured
-    the base weights stay; a regime favouring nothing (``ranging``) uses equal
-    weights. Nothing is learned, so there is no ``fit``.
+    ``families`` maps each model name to its family (``ensemble_family`` of its
+    type). In a regime, every model of a favoured family has its weight
+    multiplied by ``1 + tilt``; when no model present is favoured the base
+    weights stay; a regime favouring nothing (``ranging``) uses equal weights.
+    Nothing is learned, so there is no ``fit``.
     """
 
-    def __init__(self, base_weights: Mapping[str, float] | None = None, tilt: float = 0.5) -> None:
+    def __init__(
+        self, families: Mapping[str, str], base_weights: Mapping[str, float] | None = None, tilt: float = 0.5
+    ) -> None:
+        self.families = families
         self.base_weights = base_weights
         self.tilt = tilt
 
@@ -106,11 +110,14 @@ class RegimeWeights:
             raise ValueError(f"unknown regime '{regime}'; valid regimes: {REGIMES}")
         if self.tilt < 0:
             raise ValueError(f"RegimeWeights.tilt must be >= 0, got {self.tilt!r}")
+        missing = [name for name in names if name not in self.families]
+        if missing:
+            raise ValueError(f"no ensemble family given for models {missing}; families name {list(self.families)}")
         favoured = REGIME_FAVOURS[regime]
         if not favoured:
             return pd.Series(1.0 / len(names), index=list(names))
         base = FixedWeights(self.base_weights).weights_of(names)
-        boost = [1.0 + self.tilt if any(part in name for part in favoured) else 1.0 for name in names]
+        boost = [1.0 + self.tilt if self.families[name] in favoured else 1.0 for name in names]
         tilted = base * np.asarray(boost)
         return tilted / tilted.sum()
 

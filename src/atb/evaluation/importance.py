@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from atb.dataset import Dataset
+    from atb.models import ForecastModel
 
 
 def permutation_importance(
@@ -37,3 +41,11 @@ def permutation_importance(
         shuffled[:, :, j] = X[order, :, j]
         rises[name] = float(np.mean((predict(shuffled) - y) ** 2)) - baseline
     return pd.Series(rises, name="mse_increase").sort_values(ascending=False)
+
+
+def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.Series:
+    """LightGBM gain by feature, else permutation importance on the validation windows."""
+    names = dataset.transform.feature_names
+    if model.has_feature_importance:
+        return model.feature_importance_by_feature(names)
+    return permutation_importance(model.predict, dataset.val.X, dataset.val.y, names, seed=seed)

@@ -2,7 +2,7 @@
 
 from atb.features.categories import FEATURE_CATEGORIES, OHLCV_CATEGORIES, category_counts, feature_categories
 from atb.features.funding import funding_features, load_funding
-from atb.features.indicators import WARMUP_BARS, compute_features
+from atb.features.indicators import WARMUP_BARS, compute_features, feature_matrix
 
 __all__ = [
     "FEATURE_CATEGORIES",
@@ -11,6 +11,7 @@ __all__ = [
     "category_counts",
     "compute_features",
     "feature_categories",
+    "feature_matrix",
     "funding_features",
     "load_funding",
 ]

@@ -11,10 +11,12 @@ category prefix (see `categories`) is added here.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from atb.data import Candles
 from atb.data.validate import OHLCV_COLUMNS, infer_bar_duration, sign_problems
 from atb.features import (
     calendar,
@@ -27,7 +29,7 @@ from atb.features import (
     volume,
 )
 from atb.features.categories import prefixed
-from atb.features.funding import funding_features
+from atb.features.funding import funding_features, load_funding
 from atb.features.primitives import Bars
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ _CATEGORY_MODULES = {
     "time": calendar,
     "regime": regime,
 }
+
+
+def feature_matrix(candles: Candles, funding_path: Path | None = None) -> pd.DataFrame:
+    """Every candidate feature of validated candles, plus funding features when a file is given."""
+    funding = load_funding(funding_path) if funding_path is not None else None
+    return compute_features(candles.frame, funding=funding, bar_duration=candles.bar_duration)
 
 
 def compute_features(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from atb.models.layers import LSTMStack, dropout_rate, positive_int, positive_ints
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = "LSTM stack, then multi-head self-attention over time, average-pooled."
 
@@ -23,6 +25,20 @@ class AttentionLSTMNetwork(nn.Module):
     `num_attention_heads * key_dim` -> self-attention (every step sees the whole
     window, which lies entirely in the past) + residual + LayerNorm -> mean over
     time -> `[batch, n_horizons]`."""
+
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "recurrent"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        return {
+            "lstm_units": layer_sizes(trial, "lstm_units", ["32", "64", "64-32", "128-64"]),
+            "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4, 8]),
+            "key_dim": trial.suggest_categorical("key_dim", [8, 16, 32]),
+            "dropout": dropout_choice(trial),
+        }
 
     def __init__(
         self,

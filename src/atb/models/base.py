@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-from atb.dataset import Split
 from atb.io import atomic_write_json
+from atb.windows import Windows
 
 if TYPE_CHECKING:
-    from atb.training.trainer import FitSettings
+    from atb.models.trainer import FitSettings
 
 PARAMS_FILE = "params.json"
 FORMAT_VERSION = 1
@@ -47,13 +47,18 @@ class ForecastModel(ABC):
     """Multi-horizon forecaster: windows `(n, lookback, n_features)` -> `(n, H)`.
 
     Subclasses set `model_type`, `description`, `variants` (name -> hyperparameters,
-    with a "default" entry whose keys are the valid override names) and the
-    capability flags they have.
+    with a "default" entry whose keys are the valid override names), their
+    `ensemble_family` (how the regime-weighted ensemble groups model types:
+    "recurrent", "attention", "convolutional", "trees", "baseline", ...), a
+    `search_space(trial)` for tuning (None: not tunable) and the capability
+    flags they have.
     """
 
     model_type: ClassVar[str]
     description: ClassVar[str]
     variants: ClassVar[dict[str, dict[str, Any]]]
+    ensemble_family: ClassVar[str]
+    search_space: ClassVar[Callable[[Any], dict[str, Any]] | None] = None
 
     is_neural: ClassVar[bool] = False
     supports_mc_dropout: ClassVar[bool] = False
@@ -77,8 +82,8 @@ class ForecastModel(ABC):
     @abstractmethod
     def fit(
         self,
-        train: Split,
-        val: Split,
+        train: Windows,
+        val: Windows,
         settings: FitSettings | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
@@ -162,17 +167,17 @@ class ForecastModel(ABC):
         """`X` as a float32 array `(n, lookback, n_features)` matching `input_shape`."""
         return check_windows(X, self.input_shape, f"{self.model_type}.{where}")
 
-    def check_split(self, split: Split, name: str) -> None:
-        """Refuse a split whose shapes do not match the model or that holds non-finite values."""
-        self.check_windows(split.X, f"fit({name})")
-        if split.y.shape != (len(split.X), len(self.horizons)):
+    def check_training_windows(self, windows: Windows, name: str) -> None:
+        """Refuse windows whose shapes do not match the model or that hold non-finite values."""
+        self.check_windows(windows.X, f"fit({name})")
+        if windows.y.shape != (len(windows.X), len(self.horizons)):
             raise ValueError(
-                f"{self.model_type}.fit: {name}.y must have shape ({len(split.X)}, {len(self.horizons)}) "
-                f"for horizons {self.horizons}, got {split.y.shape}"
+                f"{self.model_type}.fit: {name}.y must have shape ({len(windows.X)}, {len(self.horizons)}) "
+                f"for horizons {self.horizons}, got {windows.y.shape}"
             )
-        if len(split) == 0:
+        if len(windows) == 0:
             raise ValueError(f"{self.model_type}.fit: {name} split is empty")
-        if not (np.isfinite(split.X).all() and np.isfinite(split.y).all()):
+        if not (np.isfinite(windows.X).all() and np.isfinite(windows.y).all()):
             raise ValueError(f"{self.model_type}.fit: {name} holds NaN or infinite values")
 
     # ------------------------------------------------------------------ persistence

@@ -14,27 +14,28 @@ from typing import Any, Callable
 
 import numpy as np
 
-from atb.dataset import Split
 from atb.models.base import ForecastModel, horizon_mae, mae_history_row
-from atb.training.trainer import FitSettings
+from atb.models.trainer import FitSettings
+from atb.windows import Windows
 
 
 class _Baseline(ForecastModel):
     """A closed-form forecast: fitting is one pass over the training targets."""
 
     variants = {"default": {}}
+    ensemble_family = "baseline"
 
     def fit(
         self,
-        train: Split,
-        val: Split,
+        train: Windows,
+        val: Windows,
         settings: FitSettings | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
         """Fit, then return a one-row history (MAE averaged over horizons as the loss)."""
         started = time.perf_counter()
-        self.check_split(train, "train")
-        self.check_split(val, "val")
+        self.check_training_windows(train, "train")
+        self.check_training_windows(val, "val")
         self.hyperparameters()
         self._fit_targets(np.asarray(train.y, dtype=np.float64))
         forecast = self._forecast()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from atb.models.layers import CausalConv1d, LSTMStack, dropout_rate, positive_int, positive_ints
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = "Causal 1-D convolutions extract local patterns, an LSTM stack reads them in order."
 
@@ -30,6 +32,21 @@ VARIANTS: dict[str, dict] = {
 class CNNLSTMNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> (causal conv, ReLU, dropout) x num_conv_layers
     -> LSTM stack -> last step -> `[batch, n_horizons]`."""
+
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "recurrent"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        return {
+            "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
+            "kernel_size": trial.suggest_categorical("kernel_size", [2, 3, 5]),
+            "num_conv_layers": trial.suggest_int("num_conv_layers", 1, 3),
+            "lstm_units": layer_sizes(trial, "lstm_units", ["32", "64", "64-32", "128-64"]),
+            "dropout": dropout_choice(trial),
+        }
 
     def __init__(
         self,

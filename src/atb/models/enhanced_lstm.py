@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from atb.models.layers import dropout_rate, positive_int, positive_ints
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = (
     "LayerNorm, bidirectional LSTM, residual LSTMs with LayerNorm, additive attention "
@@ -58,6 +60,20 @@ class EnhancedLSTMNetwork(nn.Module):
 
     Between-step (recurrent) dropout is not used: cuDNN LSTMs do not support it.
     """
+
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "recurrent"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        return {
+            "lstm_units": layer_sizes(trial, "lstm_units", ["32-16", "64-32", "64-32-16", "128-64-32"]),
+            "dense_units": layer_sizes(trial, "dense_units", ["16", "32-16", "64-32"]),
+            "attention_units": trial.suggest_categorical("attention_units", [16, 32, 64]),
+            "dropout": dropout_choice(trial),
+        }
 
     training_defaults = {
         "loss": "huber",

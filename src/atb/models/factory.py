@@ -1,45 +1,60 @@
 """The registry of model types: build a model by name, list types and variants, load a saved one.
 
 Adding an architecture: write its network file (constructor
-`(n_features, lookback, n_horizons, **hyperparameters)`, `forward(x)`, `VARIANTS`,
-`DESCRIPTION`) and add one line to MODEL_CLASSES.
+`(n_features, lookback, n_horizons, **hyperparameters)`, `forward(x)`, and the
+class attributes `description`, `variants`, `ensemble_family` and, to be
+tunable, a static `search_space(trial)`), then add one line to MODEL_CLASSES.
+Everything else (the CLI, tuning, the ensemble, the test harness) reads the
+registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from atb.models import attention_lstm, cnn_lstm, enhanced_lstm, lstm, tcn, transformer
+from atb.models.attention_lstm import AttentionLSTMNetwork
 from atb.models.base import ForecastModel, check_choice, read_params
 from atb.models.baselines import DriftModel, NaiveModel
+from atb.models.cnn_lstm import CNNLSTMNetwork
+from atb.models.enhanced_lstm import EnhancedLSTMNetwork
 from atb.models.lightgbm import LightGBMModel
+from atb.models.lstm import LSTMNetwork
 from atb.models.neural import NeuralForecastModel, neural_model_class
+from atb.models.tcn import TCNAttentionNetwork, TCNNetwork
+from atb.models.transformer import TransformerNetwork
 
 MODEL_CLASSES: dict[str, type[ForecastModel]] = {
-    "lstm": neural_model_class("lstm", lstm.LSTMNetwork, lstm.VARIANTS, lstm.DESCRIPTION),
-    "cnn_lstm": neural_model_class("cnn_lstm", cnn_lstm.CNNLSTMNetwork, cnn_lstm.VARIANTS, cnn_lstm.DESCRIPTION),
-    "attention_lstm": neural_model_class(
-        "attention_lstm", attention_lstm.AttentionLSTMNetwork, attention_lstm.VARIANTS, attention_lstm.DESCRIPTION
-    ),
-    "enhanced_lstm": neural_model_class(
-        "enhanced_lstm", enhanced_lstm.EnhancedLSTMNetwork, enhanced_lstm.VARIANTS, enhanced_lstm.DESCRIPTION
-    ),
-    "tcn": neural_model_class("tcn", tcn.TCNNetwork, tcn.VARIANTS, tcn.DESCRIPTION),
-    "tcn_attention": neural_model_class(
-        "tcn_attention", tcn.TCNAttentionNetwork, tcn.ATTENTION_VARIANTS, tcn.ATTENTION_DESCRIPTION
-    ),
-    "transformer": neural_model_class(
-        "transformer", transformer.TransformerNetwork, transformer.VARIANTS, transformer.DESCRIPTION
-    ),
+    "lstm": neural_model_class("lstm", LSTMNetwork),
+    "cnn_lstm": neural_model_class("cnn_lstm", CNNLSTMNetwork),
+    "attention_lstm": neural_model_class("attention_lstm", AttentionLSTMNetwork),
+    "enhanced_lstm": neural_model_class("enhanced_lstm", EnhancedLSTMNetwork),
+    "tcn": neural_model_class("tcn", TCNNetwork),
+    "tcn_attention": neural_model_class("tcn_attention", TCNAttentionNetwork),
+    "transformer": neural_model_class("transformer", TransformerNetwork),
     "lightgbm": LightGBMModel,
     "naive": NaiveModel,
     "drift": DriftModel,
 }
 
-AVAILABLE_MODELS: dict[str, str] = {name: cls.description for name, cls in MODEL_CLASSES.items()}
+
+class _Descriptions(Mapping[str, str]):
+    """Model type -> description, read live from MODEL_CLASSES."""
+
+    def __getitem__(self, model_type: str) -> str:
+        return MODEL_CLASSES[model_type].description
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODEL_CLASSES)
+
+    def __len__(self) -> int:
+        return len(MODEL_CLASSES)
+
+
+AVAILABLE_MODELS: Mapping[str, str] = _Descriptions()
 
 
 def model_class(model_type: str) -> type[ForecastModel]:
@@ -51,6 +66,11 @@ def model_class(model_type: str) -> type[ForecastModel]:
 def model_variants(model_type: str) -> dict[str, dict[str, Any]]:
     """Variant name -> hyperparameters for `model_type`."""
     return model_class(model_type).variants
+
+
+def tunable_models() -> list[str]:
+    """The registered types that declare a search space."""
+    return [name for name, cls in MODEL_CLASSES.items() if cls.search_space is not None]
 
 
 def create_model(

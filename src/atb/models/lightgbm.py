@@ -18,10 +18,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from atb.dataset import Split
 from atb.io import atomic_write_text
 from atb.models.base import LAG_SEPARATOR, ForecastModel, ModelFileError, mae_history_row
-from atb.training.trainer import FitSettings
+from atb.models.trainer import FitSettings
+from atb.windows import Windows
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,28 @@ class LightGBMModel(ForecastModel):
     model_type = "lightgbm"
     description = "Gradient-boosted trees (LightGBM) on the flattened window, one model per horizon."
     variants = VARIANTS
+    ensemble_family = "trees"
     has_feature_importance = True
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space; n_estimators is a cap (boosting stops early on validation
+        MAE), so it stays the variant's."""
+        return {
+            "num_leaves": trial.suggest_int("num_leaves", 8, 256, log=True),
+            "max_depth": trial.suggest_int("max_depth", 3, 12),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.2, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        }
 
     def fit(
         self,
-        train: Split,
-        val: Split,
+        train: Windows,
+        val: Windows,
         settings: FitSettings | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
@@ -63,8 +79,8 @@ class LightGBMModel(ForecastModel):
         `early_stopping_rounds`; `on_epoch` is called with each round's history row
         once all horizons are done. FitSettings.device is ignored (CPU trees)."""
         settings = settings or FitSettings()
-        self.check_split(train, "train")
-        self.check_split(val, "val")
+        self.check_training_windows(train, "train")
+        self.check_training_windows(val, "val")
         hp = self.hyperparameters()
         self.n_jobs_ = settings.n_jobs or DEFAULT_N_JOBS
         params = _booster_params(hp, settings.seed, self.n_jobs_)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from atb.models.layers import LSTMStack, dropout_rate, positive_ints
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = "Stacked LSTM read out at the last timestep; the simple recurrent baseline."
 
@@ -20,6 +22,18 @@ VARIANTS: dict[str, dict] = {
 
 class LSTMNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> LSTM stack -> last step -> `[batch, n_horizons]`."""
+
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "recurrent"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        return {
+            "lstm_units": layer_sizes(trial, "lstm_units", ["32", "64", "128", "32-16", "64-32", "128-64", "128-64-32"]),
+            "dropout": dropout_choice(trial),
+        }
 
     def __init__(
         self,

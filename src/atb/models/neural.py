@@ -5,8 +5,9 @@ whose fixed output layer maps back to target space with the training targets'
 mean and std. Prediction, MC dropout and ONNX export all use that one module,
 so every output is in target space without a separate scaler to keep in step.
 
-`neural_model_class` turns a network class, its variants and its description
-into a registered model type (see `atb.models.factory`).
+`neural_model_class` turns a network class (which declares its description,
+variants, ensemble family and search space) into a model type for the registry
+in `atb.models.factory`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from atb.dataset import Split
 from atb.io import atomic_write_bytes
 from atb.models.base import ForecastModel, ModelFileError
-from atb.training.trainer import TRAINING_DEFAULTS, FitSettings, seed_everything, train_network
+from atb.models.trainer import TRAINING_DEFAULTS, FitSettings, seed_everything, train_network
+from atb.windows import Windows
 
 WEIGHTS_FILE = "weights.safetensors"
 PREDICT_BATCH_SIZE = 4096  # windows per forward pass in predict / predict_samples
@@ -51,7 +52,7 @@ class TargetScaledNetwork(nn.Module):
 
 
 class NeuralForecastModel(ForecastModel):
-    """Trains `network_class` with `atb.training.trainer`; learned state: `network_`
+    """Trains `network_class` with `atb.models.trainer`; learned state: `network_`
     (a TargetScaledNetwork in eval mode), `history_`, `best_epoch_`."""
 
     network_class: type[nn.Module]
@@ -69,14 +70,14 @@ class NeuralForecastModel(ForecastModel):
 
     def fit(
         self,
-        train: Split,
-        val: Split,
+        train: Windows,
+        val: Windows,
         settings: FitSettings | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
         settings = settings or FitSettings()
-        self.check_split(train, "train")
-        self.check_split(val, "val")
+        self.check_training_windows(train, "train")
+        self.check_training_windows(val, "val")
         seed_everything(settings.seed)
         network = TargetScaledNetwork(self.build_network(), len(self.horizons))
         mean, scale = target_statistics(train.y)
@@ -192,18 +193,20 @@ def target_statistics(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def neural_model_class(
-    model_type: str, network_class: type[nn.Module], variants: dict[str, dict], description: str
-) -> type[NeuralForecastModel]:
-    """A NeuralForecastModel subclass for one architecture; attention support is
-    read from the network (`attention_weights` method)."""
+def neural_model_class(model_type: str, network_class: type[nn.Module]) -> type[NeuralForecastModel]:
+    """A NeuralForecastModel subclass for one architecture, from what its network class
+    declares: `description`, `variants`, `ensemble_family`, `search_space` (optional);
+    attention support is read from an `attention_weights` method."""
+    search_space = getattr(network_class, "search_space", None)
     return type(
         network_class.__name__.removesuffix("Network") + "Model",
         (NeuralForecastModel,),
         {
             "model_type": model_type,
-            "description": description,
-            "variants": variants,
+            "description": network_class.description,
+            "variants": network_class.variants,
+            "ensemble_family": network_class.ensemble_family,
+            "search_space": None if search_space is None else staticmethod(search_space),
             "network_class": network_class,
             "has_attention": hasattr(network_class, "attention_weights"),
             "__module__": __name__,

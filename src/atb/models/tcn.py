@@ -7,6 +7,8 @@ steps ending at t and nothing after t.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -17,6 +19,7 @@ from atb.models.layers import (
     dropout_rate,
     positive_int,
 )
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = "Dilated causal convolutions in residual blocks, read out at the last timestep."
 ATTENTION_DESCRIPTION = "TCN followed by causal multi-head self-attention over time."
@@ -82,6 +85,20 @@ class TemporalConvStack(nn.Module):
 class TCNNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> TCN -> last step -> `[batch, n_horizons]`."""
 
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "convolutional"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        return {
+            "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
+            "num_layers": trial.suggest_int("num_layers", 2, 6),
+            "kernel_size": trial.suggest_categorical("kernel_size", [2, 3, 5]),
+            "dropout": dropout_choice(trial),
+        }
+
     def __init__(
         self,
         n_features: int,
@@ -109,6 +126,16 @@ class TCNNetwork(nn.Module):
 class TCNAttentionNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> TCN -> causal self-attention + residual +
     LayerNorm -> last step -> `[batch, n_horizons]`."""
+
+    description = ATTENTION_DESCRIPTION
+    variants = ATTENTION_VARIANTS
+    ensemble_family = "convolutional"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        # every num_filters choice (>= 16, powers of two) is divisible by every head count
+        return {**TCNNetwork.search_space(trial), "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4])}
 
     def __init__(
         self,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from atb.models.layers import causal_mask, divisible, dropout_rate, positive_int
+from atb.models.search import dropout_choice, layer_sizes
 
 DESCRIPTION = "Causal post-norm transformer encoder with learned positions, average-pooled."
 
@@ -26,6 +29,23 @@ class TransformerNetwork(nn.Module):
 
     Trained with the Noam schedule: lr = d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5).
     """
+
+    description = DESCRIPTION
+    variants = VARIANTS
+    ensemble_family = "attention"  # regime weighting groups model types by family
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space of the hyperparameters (create_model overrides)."""
+        # powers of two with d_model >= 32 > 8 heads: the head count always divides d_model
+        return {
+            "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
+            "num_attention_heads": trial.suggest_categorical("num_attention_heads", [2, 4, 8]),
+            "num_layers": trial.suggest_int("num_layers", 1, 4),
+            "ff_dim": trial.suggest_categorical("ff_dim", [64, 128, 256, 512]),
+            "head_units": trial.suggest_categorical("head_units", [32, 64, 128]),
+            "dropout": dropout_choice(trial),
+        }
 
     training_defaults = {"optimizer": "adamw", "weight_decay": 0.01, "warmup_steps": 500, "loss": "huber"}
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from atb.dataset import Split
 from atb.models.factory import MODEL_CLASSES, create_model, load_model
-from atb.training.trainer import FitSettings, resolve_device
+from atb.models.trainer import FitSettings, resolve_device
+from atb.windows import Windows
 
 LOOKBACK, N_FEATURES, N_TRAIN, N_VAL = 20, 8, 128, 32
 MATMUL_SIZE = 1024
@@ -25,7 +25,7 @@ MATMUL_SIZE = 1024
 def validate_all_models(device: str = "cpu", horizons: tuple[int, ...] = (1, 7, 30)) -> list[dict[str, Any]]:
     """One result per type x variant: type, variant, parameters (learned values),
     output_shape, status ("ok" or the error as "ExceptionType: message"), seconds."""
-    train, val = _synthetic_split(N_TRAIN, horizons, seed=0), _synthetic_split(N_VAL, horizons, seed=1)
+    train, val = _synthetic_windows(N_TRAIN, horizons, seed=0), _synthetic_windows(N_VAL, horizons, seed=1)
     settings = FitSettings(epochs=1, batch_size=32, device=device, n_jobs=1)
     return [
         _validate_one(model_type, variant, train, val, settings, horizons)
@@ -82,13 +82,12 @@ def _validate_one(model_type, variant, train, val, settings, horizons) -> dict[s
     return result
 
 
-def _synthetic_split(n: int, horizons: tuple[int, ...], seed: int) -> Split:
+def _synthetic_windows(n: int, horizons: tuple[int, ...], seed: int) -> Windows:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, LOOKBACK, N_FEATURES)).astype(np.float32)
     signal = 0.01 * X[:, -1, 0]
     y = np.stack([signal * np.sqrt(h) for h in horizons], axis=1) + rng.normal(scale=0.01, size=(n, len(horizons)))
-    close = np.full(n, 100.0)
-    return Split(X, y.astype(np.float32), np.arange(n), close, close[:, None] * np.exp(y))
+    return Windows(X, y.astype(np.float32))
 
 
 def _synchronize(device: torch.device) -> None:

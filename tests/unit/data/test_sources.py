@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from fake_exchange import FakeBinance
 
+from atb.config import DataSpec
 from atb.data import DataSourceError, load_candles, read_ohlcv_file, sample_path
 
 
@@ -20,7 +21,7 @@ def _frame(n=40, start="2024-01-01", freq="1D"):
 
 
 def test_bundled_sample_loads_without_network():
-    candles = load_candles("BTCUSDT")
+    candles = load_candles()
     frame = candles.frame
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
     assert str(frame.index.tz) == "UTC" and frame.index.is_monotonic_increasing
@@ -32,7 +33,7 @@ def test_bundled_sample_loads_without_network():
 
 
 def test_keep_last_bar_keeps_it():
-    assert load_candles("BTCUSDT", drop_partial_last_bar=False).frame.index[-1] == pd.Timestamp("2025-08-26", tz="UTC")
+    assert load_candles(DataSpec(drop_partial_last_bar=False)).frame.index[-1] == pd.Timestamp("2025-08-26", tz="UTC")
 
 
 def test_unknown_symbol_is_a_clear_error():
@@ -80,7 +81,7 @@ def test_yahoo_csv_with_missing_rows_loads_with_a_report(tmp_path):
     path = tmp_path / "BTC-USD.csv"
     path.write_text("\n".join(rows) + "\n")
 
-    candles = load_candles(data_path=path, drop_partial_last_bar=False)
+    candles = load_candles(DataSpec(data_path=path, drop_partial_last_bar=False))
 
     assert len(candles.frame) == 30
     assert candles.report.missing_value_rows == [frame.index[i] for i in (10, 11, 20)]
@@ -134,7 +135,7 @@ def test_exchange_candles_take_the_timeframe_as_bar_duration(tmp_path, monkeypat
     now = pd.Timestamp("2024-03-01 10:25", tz="UTC")
     with FakeBinance(now_ms=now.value // 1_000_000) as fake:
         monkeypatch.setattr("atb.data.exchange.create_client", lambda exchange: fake.client())
-        candles = load_candles("BTCUSDT", exchange="binance", timeframe="15m", days=1, cache_dir=tmp_path, now=now)
+        candles = load_candles(DataSpec(exchange="binance", timeframe="15m", days=1, cache_dir=tmp_path), now=now)
     assert candles.bar_duration == pd.Timedelta(minutes=15)
     assert candles.source == "binance:BTCUSDT:15m"
     assert candles.frame.index[-1] == pd.Timestamp("2024-03-01 10:00", tz="UTC")
@@ -142,7 +143,7 @@ def test_exchange_candles_take_the_timeframe_as_bar_duration(tmp_path, monkeypat
 
 
 def test_days_keeps_the_newest_span():
-    frame = load_candles("BTCUSDT", days=100).frame
+    frame = load_candles(DataSpec(days=100)).frame
     assert len(frame) == 100
     assert frame.index[-1] == pd.Timestamp("2025-08-25", tz="UTC")
 

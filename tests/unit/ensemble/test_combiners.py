@@ -6,6 +6,7 @@ from atb.ensemble import combiners
 from atb.ensemble.combiners import FixedWeights, OnlineWeights, RegimeWeights, StackingMetaLearner
 
 HORIZONS = (1, 7, 30)
+FAMILIES = {"enhanced_lstm": "recurrent", "transformer": "attention", "lightgbm": "trees"}
 
 
 def _base_predictions(n: int, noise: dict[str, float], seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -35,7 +36,7 @@ def test_fixed_weights_normalise_over_present_models_and_default_to_equal():
 
 def test_regime_weights_favour_the_family_of_each_regime():
     names = ["enhanced_lstm", "transformer", "lightgbm"]
-    regime = RegimeWeights(tilt=0.5)
+    regime = RegimeWeights(FAMILIES, tilt=0.5)
     base = FixedWeights().weights_of(names)
     favoured = {"trending": "enhanced_lstm", "mean_reverting": "lightgbm", "volatile": "transformer"}
     for label, name in favoured.items():
@@ -51,7 +52,7 @@ def test_regime_weights_favour_the_family_of_each_regime():
 def test_regime_combine_uses_each_origins_weights():
     predictions, _ = _base_predictions(6, {"enhanced_lstm": 0.01, "transformer": 0.01, "lightgbm": 0.01})
     regimes = pd.Series(["trending", "volatile", "ranging", "mean_reverting", "trending", "ranging"])
-    regime = RegimeWeights()
+    regime = RegimeWeights(FAMILIES)
     weights = regime.weights_over_time(regimes, list(predictions))
     expected = sum(predictions[name] * weights[name].to_numpy()[:, None] for name in predictions)
     np.testing.assert_allclose(regime.combine(predictions, regimes), expected)

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atb.dataset import Split
+from atb.windows import Windows
 from atb.models import ModelFileError, create_model, importance_by_feature, load_model
 from atb.models.lightgbm import flatten
-from atb.training import FitSettings
+from atb.models.trainer import FitSettings
 
 LOOKBACK, FEATURES, HORIZONS = 6, ["close_ret", "rsi", "volume"], (1, 3)
 SETTINGS = FitSettings(n_jobs=1, seed=0)
 
 
-def make_split(n: int, seed: int, signal: bool = True) -> Split:
+def make_split(n: int, seed: int, signal: bool = True) -> Windows:
     """Targets driven by `rsi` one bar before the origin (lag 1) when `signal`, else pure noise."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, LOOKBACK, len(FEATURES))).astype(np.float32)
     driver = X[:, LOOKBACK - 2, 1] if signal else 0.0
     y = np.stack([driver * h + rng.normal(scale=0.1, size=n) for h in HORIZONS], axis=1)
-    return Split(X, y.astype(np.float32), np.arange(n), np.ones(n), np.ones((n, len(HORIZONS))))
+    return Windows(X, y.astype(np.float32))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import scipy.stats
 import torch
 
-from atb.dataset import Split
+from atb.windows import Windows
 from atb.models import (
     AVAILABLE_MODELS,
     CapabilityError,
@@ -29,7 +29,7 @@ from atb.models.base import PARAMS_FILE
 from atb.models.factory import MODEL_CLASSES
 from atb.models.neural import WEIGHTS_FILE
 from atb.models.validation import gpu_check
-from atb.training import FitSettings
+from atb.models.trainer import FitSettings
 
 LOOKBACK, N_FEATURES, HORIZONS = 16, 5, (1, 7, 30)
 ALL_CASES = [(t, v) for t in AVAILABLE_MODELS for v in model_variants(t)]
@@ -39,14 +39,13 @@ N_MC = 200  # MC dropout draws compared in distribution
 ONE_EPOCH = FitSettings(epochs=1, batch_size=64, device="cpu", n_jobs=1)
 
 
-def synthetic_split(n: int, seed: int, noise: float = 0.002) -> Split:
+def synthetic_split(n: int, seed: int, noise: float = 0.002) -> Windows:
     """Log-return targets: a weighted sum of the last 3 steps of feature 0, grown with sqrt(h), plus noise."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, LOOKBACK, N_FEATURES)).astype(np.float32)
     signal = 0.01 * (X[:, -1, 0] + 0.5 * X[:, -2, 0] + 0.25 * X[:, -3, 0])
     y = np.stack([signal * np.sqrt(h) for h in HORIZONS], axis=1) + rng.normal(scale=noise, size=(n, len(HORIZONS)))
-    close = np.full(n, 100.0)
-    return Split(X, y.astype(np.float32), np.arange(n), close, close[:, None] * np.exp(y))
+    return Windows(X, y.astype(np.float32))
 
 
 TRAIN, VAL = synthetic_split(64, 0), synthetic_split(32, 1)  # mechanics only: one mini-batch per epoch
@@ -163,7 +162,7 @@ def test_predict_and_fit_refuse_wrong_shapes_and_unfitted_models():
     with pytest.raises(Exception, match="not fitted"):
         model.predict(VAL.X)
     with pytest.raises(ValueError, match=r"windows must have shape \(n, 16, 5\), got \(32, 16, 4\)"):
-        model.fit(TRAIN, Split(VAL.X[..., :4], VAL.y, VAL.origin_time, VAL.origin_close, VAL.future_close), ONE_EPOCH)
+        model.fit(TRAIN, Windows(VAL.X[..., :4], VAL.y), ONE_EPOCH)
     bad = synthetic_split(64, 2)
     bad.X[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="train holds NaN"):
@@ -180,7 +179,7 @@ def level_split(n: int, seed: int) -> Split:
     X[:, :, 0] = rng.normal(size=(n, 1)) + 0.3 * X[:, :, 0]
     signal = 0.01 * X[:, :, 0].mean(axis=1)
     y = np.stack([signal * np.sqrt(h) for h in HORIZONS], axis=1) + rng.normal(scale=0.002, size=(n, len(HORIZONS)))
-    return Split(X, y.astype(np.float32), np.arange(n), np.ones(n), np.ones((n, len(HORIZONS))))
+    return Windows(X, y.astype(np.float32))
 
 
 @pytest.mark.parametrize("model_type", NEURAL)

@@ -20,17 +20,20 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
-from atb.dataset import Split
 from atb.io import atomic_write_bytes
+from atb.windows import Windows
+
+if TYPE_CHECKING:
+    from atb.config import FitSpec
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +81,22 @@ class FitSettings:
     n_jobs: int | None = None
 
     @classmethod
-    def from_config(cls, config: Any, **changes: Any) -> FitSettings:
-        """Settings from a `TrainingConfig` (fields of the same name), plus `changes`."""
-        names = {f.name for f in fields(cls)}
-        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
-        return cls(**{**values, **changes})
+    def from_spec(cls, spec: FitSpec, checkpoint_dir: Path | None = None) -> FitSettings:
+        """The settings a run's FitSpec asks for, field by field."""
+        return cls(
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            patience=spec.patience,
+            device=spec.device,
+            seed=spec.seed,
+            mixed_precision=spec.mixed_precision,
+            cuda_graphs=spec.cuda_graphs,
+            checkpoint_dir=checkpoint_dir,
+            learning_rate=spec.learning_rate,
+        )
 
 
-class TrainingResult(NamedTuple):
+class FitResult(NamedTuple):
     history: list[dict]
     best_state: dict[str, torch.Tensor]  # CPU copies of the best weights
     best_epoch: int
@@ -189,8 +200,8 @@ def noam_factor(warmup_steps: int) -> Callable[[int], float]:
 
 def train_network(
     network: nn.Module,
-    train: Split,
-    val: Split,
+    train: Windows,
+    val: Windows,
     settings: FitSettings,
     *,
     horizons: tuple[int, ...],
@@ -198,7 +209,7 @@ def train_network(
     d_model: int | None = None,
     target_scale: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-) -> TrainingResult:
+) -> FitResult:
     """Fit `network` in place; it ends holding the best weights (lowest val loss).
 
     `d_model` (the width of an attention network) sets the Noam peak learning
@@ -276,7 +287,7 @@ def train_network(
         )
     network.load_state_dict(best_state)
     network.eval()
-    return TrainingResult(history, best_state, best_epoch)
+    return FitResult(history, best_state, best_epoch)
 
 
 # ----------------------------------------------------------------------- steps
@@ -420,9 +431,9 @@ def _check_settings(settings: FitSettings) -> None:
         _check_member("loss", settings.loss, LOSSES)
 
 
-def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    X = torch.as_tensor(np.ascontiguousarray(split.X, dtype=np.float32), device=device)
-    Y = torch.as_tensor(np.ascontiguousarray(split.y, dtype=np.float32), device=device)
+def _to_device(windows: Windows, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    X = torch.as_tensor(np.ascontiguousarray(windows.X, dtype=np.float32), device=device)
+    Y = torch.as_tensor(np.ascontiguousarray(windows.y, dtype=np.float32), device=device)
     return X, Y
 
 

@@ -3,20 +3,20 @@
 import numpy as np
 
 from atb.config import TrainingConfig
-from atb.dataset import forecast_origins
-from atb.pipeline import dataset_for, prepare_data
-from atb.training.walk_forward import walk_forward_folds
-from atb.walk_forward import run_walk_forward
+from atb.dataset import build_dataset, forecast_origins
+from atb.folds import walk_forward_folds
+from atb.workflows.steps import prepare_data
+from atb.workflows.walk_forward import run_walk_forward
 
-CONFIG = TrainingConfig(model_type="drift", wf_splits=3, mlflow=False)
+CONFIG = TrainingConfig.build(model_type="drift", wf_splits=3, mlflow=False)
 
 
 def test_each_fold_fits_selection_and_scaler_on_its_own_training_rows():
     prepared = prepare_data(CONFIG)
     candles, features = prepared.candles.frame, prepared.features
-    origins = forecast_origins(features, CONFIG.lookback, CONFIG.max_horizon)
+    origins = forecast_origins(features, CONFIG.dataset.lookback, CONFIG.dataset.max_horizon)
     fold = walk_forward_folds(len(origins), n_splits=3, max_horizon=30)[0]
-    base = dataset_for(CONFIG, candles, features, parts=(fold.train, fold.val, fold.test))
+    base = build_dataset(candles, features, CONFIG.dataset, parts=(fold.train, fold.val, fold.test))
 
     later = candles.index > base.train.origin_time[-1] + np.timedelta64(30, "D")
     rng = np.random.default_rng(0)
@@ -24,7 +24,7 @@ def test_each_fold_fits_selection_and_scaler_on_its_own_training_rows():
     changed_features.loc[later] = rng.normal(size=(later.sum(), features.shape[1]))
     changed_candles = candles.copy()
     changed_candles.loc[later, "close"] *= rng.uniform(0.5, 2.0, later.sum())
-    other = dataset_for(CONFIG, changed_candles, changed_features, parts=(fold.train, fold.val, fold.test))
+    other = build_dataset(changed_candles, changed_features, CONFIG.dataset, parts=(fold.train, fold.val, fold.test))
 
     assert other.transform.feature_names == base.transform.feature_names
     np.testing.assert_array_equal(other.transform.center, base.transform.center)
@@ -33,13 +33,13 @@ def test_each_fold_fits_selection_and_scaler_on_its_own_training_rows():
     # a later fold fits on more history, so its fitted pieces differ
     last = walk_forward_folds(len(origins), n_splits=3, max_horizon=30)[-1]
     assert not np.array_equal(
-        dataset_for(CONFIG, candles, features, parts=(last.train, last.val, last.test)).transform.center,
+        build_dataset(candles, features, CONFIG.dataset, parts=(last.train, last.val, last.test)).transform.center,
         base.transform.center,
     )
 
 
 def test_per_fold_metrics_and_summary():
-    result = run_walk_forward(CONFIG, prepare_data(CONFIG), [CONFIG.model_type])[CONFIG.model_type]
+    result = run_walk_forward(CONFIG, prepare_data(CONFIG), [CONFIG.model.model_type])[CONFIG.model.model_type]
     assert len(result["folds"]) == 3
     tests = [fold["test"] for fold in result["folds"]]
     assert all(a[1] < b[0] for a, b in zip(tests, tests[1:]))

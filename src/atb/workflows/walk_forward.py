@@ -3,7 +3,7 @@
 Each fold builds its own dataset from the fold's origins (feature selection and
 scaler fitted on the fold's training rows only), fits on train with early
 stopping on val, and is scored on its test block; folds are separated by purge
-gaps of max(horizons) bars (see `atb.training.walk_forward`). A fold's dataset
+gaps of max(horizons) bars (see `atb.folds`). A fold's dataset
 and baseline forecasts do not depend on the model type, so every model type
 shares them.
 """
@@ -15,10 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from atb.config import TrainingConfig
-from atb.dataset import Dataset, forecast_origins
+from atb.dataset import Dataset, build_dataset, forecast_origins
+from atb.evaluation.protocol import baseline_predictions, evaluate_models
+from atb.folds import Fold, walk_forward_folds
 from atb.models import create_model
-from atb.pipeline import PreparedData, baseline_predictions, dataset_for, evaluate_models, fit_settings
-from atb.training.walk_forward import Fold, walk_forward_folds
+from atb.models.trainer import FitSettings
+from atb.workflows.steps import PreparedData
 
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
 
@@ -31,21 +33,21 @@ def run_walk_forward(
     embargo: int = 0,
 ) -> dict[str, dict]:
     """Per model type: per-fold metrics for the model and the naive forecast, and their mean/std per horizon."""
-    candles, features = prepared.candles.frame, prepared.features
-    origins = forecast_origins(features, config.lookback, config.max_horizon)
+    candles, features, spec = prepared.candles.frame, prepared.features, config.dataset
+    origins = forecast_origins(features, spec.lookback, spec.max_horizon)
     folds = walk_forward_folds(
-        len(origins), n_splits=config.wf_splits, max_horizon=config.max_horizon, embargo=embargo, mode=mode
+        len(origins), n_splits=config.production.wf_splits, max_horizon=spec.max_horizon, embargo=embargo, mode=mode
     )
     per_fold: dict[str, list[dict]] = {model_type: [] for model_type in model_types}
     for fold in folds:
-        dataset = dataset_for(config, candles, features, parts=(fold.train, fold.val, fold.test))
+        dataset = build_dataset(candles, features, spec, parts=(fold.train, fold.val, fold.test))
         spans = fold_spans(fold, dataset)
         baseline_metrics = evaluate_models(baseline_predictions(dataset, dataset.test), dataset.test, dataset)
         for model_type in model_types:
             model = create_model(
-                model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.variant, **config.overrides
+                model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.model.variant, **config.model.overrides
             )
-            model.fit(dataset.train, dataset.val, fit_settings(config))
+            model.fit(dataset.train, dataset.val, FitSettings.from_spec(config.fit))
             metrics = evaluate_models({"model": model.predict(dataset.test.X)}, dataset.test, dataset)
             per_fold[model_type].append({**spans, "metrics": summary_metrics({**metrics, **baseline_metrics})})
     return {
@@ -54,7 +56,7 @@ def run_walk_forward(
             "mode": mode,
             "embargo": embargo,
             "folds": results,
-            "summary": summarise(results, config.horizons),
+            "summary": summarise(results, spec.horizons),
         }
         for model_type, results in per_fold.items()
     }

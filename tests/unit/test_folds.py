@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from atb.training.walk_forward import purged_kfold, walk_forward_folds
+from atb.folds import purged_kfold, walk_forward_folds
 
 
 @pytest.mark.parametrize("mode", ["expanding", "rolling"])

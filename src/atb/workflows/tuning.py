@@ -26,9 +26,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from atb.dataset import Dataset, Split
+from atb.dataset import Dataset
 from atb.models import create_model, model_class
-from atb.training.trainer import FitSettings
+from atb.models.factory import MODEL_CLASSES, tunable_models
+from atb.models.trainer import FitSettings
+from atb.windows import Windows
 
 logger = logging.getLogger(__name__)
 
@@ -39,105 +41,9 @@ PRUNER_WARMUP_EPOCHS = 2  # epochs below this are never pruned (epochs count fro
 
 
 # ------------------------------------------------------------------ search spaces
-def _layout(trial: optuna.Trial, name: str, choices: list[str]) -> tuple[int, ...]:
-    """Layer sizes from a categorical key such as "64-32" (Optuna choices stay primitive)."""
-    return tuple(int(units) for units in trial.suggest_categorical(name, choices).split("-"))
-
-
-def _dropout(trial: optuna.Trial) -> float:
-    return trial.suggest_float("dropout", 0.0, 0.5, step=0.05)
-
-
-def _lstm_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "lstm_units": _layout(trial, "lstm_units", ["32", "64", "128", "32-16", "64-32", "128-64", "128-64-32"]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _cnn_lstm_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
-        "kernel_size": trial.suggest_categorical("kernel_size", [2, 3, 5]),
-        "num_conv_layers": trial.suggest_int("num_conv_layers", 1, 3),
-        "lstm_units": _layout(trial, "lstm_units", ["32", "64", "64-32", "128-64"]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _attention_lstm_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "lstm_units": _layout(trial, "lstm_units", ["32", "64", "64-32", "128-64"]),
-        "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4, 8]),
-        "key_dim": trial.suggest_categorical("key_dim", [8, 16, 32]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _enhanced_lstm_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "lstm_units": _layout(trial, "lstm_units", ["32-16", "64-32", "64-32-16", "128-64-32"]),
-        "dense_units": _layout(trial, "dense_units", ["16", "32-16", "64-32"]),
-        "attention_units": trial.suggest_categorical("attention_units", [16, 32, 64]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _tcn_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
-        "num_layers": trial.suggest_int("num_layers", 2, 6),
-        "kernel_size": trial.suggest_categorical("kernel_size", [2, 3, 5]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _tcn_attention_space(trial: optuna.Trial) -> dict[str, Any]:
-    # every num_filters choice (>= 16, powers of two) is divisible by every head count
-    return {**_tcn_space(trial), "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4])}
-
-
-def _transformer_space(trial: optuna.Trial) -> dict[str, Any]:
-    # powers of two with d_model >= 32 > 8 heads: the head count always divides d_model
-    return {
-        "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
-        "num_attention_heads": trial.suggest_categorical("num_attention_heads", [2, 4, 8]),
-        "num_layers": trial.suggest_int("num_layers", 1, 4),
-        "ff_dim": trial.suggest_categorical("ff_dim", [64, 128, 256, 512]),
-        "head_units": trial.suggest_categorical("head_units", [32, 64, 128]),
-        "dropout": _dropout(trial),
-    }
-
-
-def _lightgbm_space(trial: optuna.Trial) -> dict[str, Any]:
-    # n_estimators is a cap (boosting stops early on validation MAE); it stays the variant's
-    return {
-        "num_leaves": trial.suggest_int("num_leaves", 8, 256, log=True),
-        "max_depth": trial.suggest_int("max_depth", 3, 12),
-        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.2, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
-        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
-        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-    }
-
-
-SEARCH_SPACES: dict[str, Callable[[optuna.Trial], dict[str, Any]]] = {
-    "lstm": _lstm_space,
-    "cnn_lstm": _cnn_lstm_space,
-    "attention_lstm": _attention_lstm_space,
-    "enhanced_lstm": _enhanced_lstm_space,
-    "tcn": _tcn_space,
-    "tcn_attention": _tcn_attention_space,
-    "transformer": _transformer_space,
-    "lightgbm": _lightgbm_space,
-}
-TUNABLE_MODELS = tuple(SEARCH_SPACES)
-
-
 def search_space(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
-    """Model overrides sampled for one trial, ready for `create_model(model_type, ..., **overrides)`."""
+    """Model overrides sampled for one trial from the space the model type declares,
+    ready for `create_model(model_type, ..., **overrides)`."""
     return _space_of(model_type)(trial)
 
 
@@ -151,9 +57,10 @@ def fit_space(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
 
 
 def _space_of(model_type: str) -> Callable[[optuna.Trial], dict[str, Any]]:
-    if model_type not in SEARCH_SPACES:
-        raise ValueError(f"model type {model_type!r} has no search space; tunable types: {list(TUNABLE_MODELS)}")
-    return SEARCH_SPACES[model_type]
+    space = MODEL_CLASSES[model_type].search_space if model_type in MODEL_CLASSES else None
+    if space is None:
+        raise ValueError(f"model type {model_type!r} has no search space; tunable types: {tunable_models()}")
+    return space
 
 
 # ------------------------------------------------------------------------ result
@@ -278,8 +185,8 @@ def _objective(
     variant: str,
     input_shape: tuple[int, int],
     horizons: tuple[int, ...],
-    train: Split,
-    val: Split,
+    train: Windows,
+    val: Windows,
     settings: FitSettings,
     fixed: dict[str, Any],
 ) -> Callable[[optuna.Trial], float]:

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from atb.dataset import Dataset, FeatureTransform, Split, TargetSpec
 from atb.models import AVAILABLE_MODELS, create_model
-from atb.training.trainer import FitSettings
-from atb.training.tuning import (
-    TUNABLE_MODELS,
+from atb.models.factory import tunable_models
+from atb.models.trainer import FitSettings
+from atb.workflows.tuning import (
     TuningResult,
     best_validation_loss,
     fit_space,
@@ -143,7 +143,7 @@ def test_tuning_never_touches_the_test_split(tmp_path, model_type, overrides):
     assert results[0].to_dict() | {"storage": None} == results[1].to_dict() | {"storage": None}
 
 
-@pytest.mark.parametrize("model_type", TUNABLE_MODELS)
+@pytest.mark.parametrize("model_type", tunable_models())
 def test_every_sampled_point_builds_a_valid_model(model_type):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     for _ in range(8):
@@ -157,7 +157,7 @@ def test_every_sampled_point_builds_a_valid_model(model_type):
 
 
 def test_every_registered_model_but_the_baselines_is_tunable():
-    assert set(TUNABLE_MODELS) == set(AVAILABLE_MODELS) - {"naive", "drift"}
+    assert set(tunable_models()) == set(AVAILABLE_MODELS) - {"naive", "drift"}
 
 
 @pytest.mark.parametrize("model_type", ["naive", "no_such_model"])

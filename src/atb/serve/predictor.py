@@ -1,4 +1,5 @@
-"""Forecasts from a stored registry version and the newest candles."""
+"""A loaded single-model version: its model, fitted transform and feature spec, forecasting
+from the newest candles."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pandas as pd
 
 from atb.data import Candles
 from atb.dataset import FeatureTransform
+from atb.features import feature_matrix
+from atb.layout import FEATURES_FILE, MODEL_DIR, TRANSFORM_FILE
 from atb.models import ForecastModel, load_model
-from atb.pipeline import FEATURES_FILE, MODEL_DIR, feature_matrix
-from atb.registry import ModelRegistry, ModelVersion, RegistryError
+
+ENGINES = ("torch", "onnx")
 
 
 @dataclass
@@ -49,26 +52,10 @@ class Predictor:
         return cls(
             name=name or directory.name,
             model=model,
-            transform=FeatureTransform.load(directory),
+            transform=FeatureTransform.load(directory / TRANSFORM_FILE),
             feature_spec=spec,
             predict_windows=onnx_runtime_predict(model) if engine == "onnx" else None,
         )
-
-    @classmethod
-    def from_registry(
-        cls, root: str | Path, symbol: str, model_type: str | None = None, ref: str | None = None, engine: str = "torch"
-    ):
-        """The given version, else the type's production/latest, else the symbol's
-        production/latest; an ensemble version gives an EnsemblePredictor."""
-        version = resolve_version(ModelRegistry(Path(root)), symbol, model_type, ref)
-        if version.metadata.get("kind") == "ensemble":
-            from atb.ensemble.artifact import EnsemblePredictor
-
-            if engine != "torch":
-                raise ValueError(f"{version.ref} is an ensemble; engine {engine!r} serves single neural models only")
-
-            return EnsemblePredictor.from_directory(version.path, name=version.ref)
-        return cls.from_directory(version.path, name=version.ref, engine=engine)
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -98,9 +85,6 @@ class Predictor:
         }
 
 
-ENGINES = ("torch", "onnx")
-
-
 def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int, close: float, price: float) -> dict:
     """One horizon of a forecast: the target bar's time, the price and the change from `close`."""
     return {
@@ -113,17 +97,6 @@ def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int,
 
 def onnx_runtime_predict(model: ForecastModel) -> Callable[[np.ndarray], np.ndarray]:
     """`predict` through a one-thread ONNX Runtime session of the model, exported in memory."""
-    from atb.export import OnnxForecaster, onnx_bytes
+    from atb.serve.onnx import OnnxForecaster, onnx_bytes
 
     return OnnxForecaster(onnx_bytes(model), threads=1).predict
-
-
-def resolve_version(registry: ModelRegistry, symbol: str, model_type: str | None, ref: str | None) -> ModelVersion:
-    if ref is not None:
-        return registry.get(symbol, model_type, ref)
-    if model_type is None:
-        return registry.resolve_for_serving(symbol)
-    try:
-        return registry.get(symbol, model_type, "production")
-    except RegistryError:  # no production version of this type: its latest
-        return registry.get(symbol, model_type, "latest")

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from atb.config import TrainingConfig
-from atb.dataset import Split
-from atb.training.trainer import (
+from atb.windows import Windows
+from atb.models.trainer import (
     CHECKPOINT_FILE,
     FitSettings,
     HorizonLoss,
@@ -44,13 +44,13 @@ class WarmupNetwork(TinyNetwork):
     d_model = 16
 
 
-def make_split(n: int, seed: int, sign: float = 1.0) -> Split:
+def make_split(n: int, seed: int, sign: float = 1.0) -> Windows:
     """Targets a linear function of the last step of feature 0 (negated when sign = -1)."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, LOOKBACK, N_FEATURES)).astype(np.float32)
     y = sign * np.stack([X[:, -1, 0] * h**0.5 for h in HORIZONS], axis=1)
     y = (y + rng.normal(scale=0.1, size=y.shape)).astype(np.float32)
-    return Split(X, y, np.arange(n), np.ones(n), np.ones((n, len(HORIZONS))))
+    return Windows(X, y)
 
 
 def fit(network=None, train=None, val=None, **settings):
@@ -65,7 +65,7 @@ def fit(network=None, train=None, val=None, **settings):
     return network, result
 
 
-def val_loss_of(network: nn.Module, val: Split) -> float:
+def val_loss_of(network: nn.Module, val: Windows) -> float:
     loss = HorizonLoss("huber", horizon_weights(HORIZONS, "equal"))
     with torch.inference_mode():
         return loss(network(torch.from_numpy(val.X)), torch.from_numpy(val.y)).item()
@@ -197,7 +197,7 @@ def test_nan_validation_everywhere_is_reported_not_hidden():
 
 
 def test_settings_come_from_the_training_config(tmp_path):
-    config = TrainingConfig(epochs=3, batch_size=16, patience=2, seed=5, device="cpu")
-    settings = FitSettings.from_config(config, checkpoint_dir=tmp_path)
+    config = TrainingConfig.build(epochs=3, batch_size=16, patience=2, seed=5, device="cpu")
+    settings = FitSettings.from_spec(config.fit, checkpoint_dir=tmp_path)
     assert (settings.epochs, settings.batch_size, settings.patience, settings.seed) == (3, 16, 2, 5)
     assert settings.checkpoint_dir == tmp_path and math.isclose(settings.min_delta, 0.0)

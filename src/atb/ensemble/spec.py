@@ -1,0 +1,73 @@
+"""What an ensemble version stores besides its base versions: `ensemble.json`.
+
+It holds references to the base versions, the stacking meta-learner (per
+horizon: intercept and one coefficient per base), split-conformal half-widths
+per level and horizon (calibrated on cross-fitted validation predictions), the
+fixed weights and the per-horizon residual std of bases without MC dropout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atb.io import atomic_write_json
+
+LEVELS = (0.8, 0.95)
+
+
+@dataclass
+class EnsembleSpec:
+    """Everything a served ensemble needs besides its base versions."""
+
+    bases: dict[str, str]  # base name -> registry ref "SYMBOL/model_type/vNNNN"
+    horizons: tuple[int, ...]
+    intercept: np.ndarray  # (H,)
+    coefficients: np.ndarray  # (H, M) in the order of `bases`
+    fixed_weights: dict[str, float]
+    conformal: dict[str, list[float]]  # str(level) -> half-width per horizon (log-return space)
+    residual_std: dict[str, list[float]]  # base without MC dropout -> per-horizon validation residual std
+    mc_samples: int
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(
+            path,
+            {
+                "bases": self.bases,
+                "horizons": list(self.horizons),
+                "intercept": self.intercept.tolist(),
+                "coefficients": self.coefficients.tolist(),
+                "fixed_weights": self.fixed_weights,
+                "conformal": self.conformal,
+                "residual_std": self.residual_std,
+                "mc_samples": self.mc_samples,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> EnsembleSpec:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+            return cls(
+                bases=dict(raw["bases"]),
+                horizons=tuple(raw["horizons"]),
+                intercept=np.asarray(raw["intercept"], dtype=float),
+                coefficients=np.asarray(raw["coefficients"], dtype=float),
+                fixed_weights=dict(raw["fixed_weights"]),
+                conformal=dict(raw["conformal"]),
+                residual_std=dict(raw["residual_std"]),
+                mc_samples=int(raw["mc_samples"]),
+            )
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} is missing: the ensemble version is incomplete") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is corrupt: {exc}") from exc
+
+    def stack(self, base_predictions: dict[str, np.ndarray]) -> np.ndarray:
+        """Meta-learner output `(n, H)` from base predictions `{name: (n, H)}`."""
+        stacked = np.stack([base_predictions[name] for name in self.bases], axis=1)  # (n, M, H)
+        return self.intercept + np.einsum("nmh,hm->nh", stacked, self.coefficients)

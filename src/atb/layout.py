@@ -1,0 +1,19 @@
+"""The files of a registry version directory, named in one place for the writer
+(the training workflows) and the reader (serving).
+
+    {version}/model/             the model's own files (params.json + weights)
+    {version}/transform.json     selected features, scaler, lookback, target
+    {version}/features.json      what inference needs to rebuild the features
+    {version}/ensemble.json      an ensemble's bases and combination (ensembles only)
+    {version}/training_report.json
+    {version}/plots/*.png
+    {version}/metadata.json      written by the registry: metadata and SHA-256 manifest
+"""
+
+MODEL_DIR = "model"
+TRANSFORM_FILE = "transform.json"
+FEATURES_FILE = "features.json"
+ENSEMBLE_FILE = "ensemble.json"
+REPORT_FILE = "training_report.json"
+PLOTS_DIR = "plots"
+METADATA_FILE = "metadata.json"

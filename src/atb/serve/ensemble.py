@@ -1,0 +1,87 @@
+"""A loaded ensemble version: its spec and its base predictors, forecasting the stacked
+point forecast with MC-mixture and conformal intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from atb.data import Candles
+from atb.ensemble.spec import LEVELS, EnsembleSpec
+from atb.ensemble.uncertainty import combine_uncertainty, gaussian_interval, mc_moments
+from atb.layout import ENSEMBLE_FILE
+from atb.registry import ModelRegistry, ModelVersion
+from atb.serve.predictor import Predictor, forecast_row
+
+
+@dataclass
+class EnsemblePredictor:
+    """A loaded ensemble version: its spec and its base predictors."""
+
+    name: str
+    spec: EnsembleSpec
+    bases: dict[str, Predictor]
+
+    @classmethod
+    def from_version(cls, version: ModelVersion, registry: ModelRegistry) -> EnsemblePredictor:
+        """The ensemble stored as `version`; each base version is looked up in `registry`
+        and checked against its manifest before it is loaded."""
+        spec = EnsembleSpec.load(version.path / ENSEMBLE_FILE)
+        bases = {}
+        for base, ref in spec.bases.items():
+            stored = registry.get_ref(ref)
+            bases[base] = Predictor.from_directory(stored.path, name=stored.ref)
+        return cls(name=version.ref, spec=spec, bases=bases)
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.spec.horizons
+
+    def forecast(self, candles: Candles) -> dict:
+        """Stacked point forecast per horizon with MC-mixture and conformal intervals (prices)."""
+        close = float(candles.frame["close"].iloc[-1])
+        origin = candles.frame.index[-1]
+        means, stds, points = {}, {}, {}
+        for name, window in self.latest_windows(candles).items():
+            model = self.bases[name].model
+            points[name] = model.predict(window)
+            means[name], stds[name] = mc_moments(
+                model, window, self.spec.mc_samples, enabled=self.spec.mc_samples > 1, point=points[name]
+            )
+            if name in self.spec.residual_std:  # no MC dropout: its validation residual spread
+                stds[name] = np.asarray(self.spec.residual_std[name], dtype=float)[None, :]
+        point = self.spec.stack(points)[0]
+        weights = {name: self.spec.fixed_weights[name] for name in self.bases}
+        mix_mean, mix_std = combine_uncertainty(means, stds, weights)
+        rows = []
+        for j, h in enumerate(self.horizons):
+            row = forecast_row(origin, candles.bar_duration, h, close, close * float(np.exp(point[j])))
+            for level in LEVELS:
+                pct = int(round(level * 100))
+                lower, upper = gaussian_interval(mix_mean[0, j], mix_std[0, j], level)
+                row[f"lower_{pct}"] = close * float(np.exp(lower))
+                row[f"upper_{pct}"] = close * float(np.exp(upper))
+                half = self.spec.conformal[str(level)][j]
+                row[f"conformal_lower_{pct}"] = close * float(np.exp(point[j] - half))
+                row[f"conformal_upper_{pct}"] = close * float(np.exp(point[j] + half))
+            rows.append(row)
+        return {
+            "model": self.name,
+            "symbol": candles.symbol,
+            "origin_time": origin.isoformat(),
+            "origin_close": close,
+            "horizons": rows,
+            "bases": {name: [float(v) for v in p[0]] for name, p in points.items()},
+        }
+
+    def latest_windows(self, candles: Candles) -> dict[str, np.ndarray]:
+        """Each base's newest window; the feature matrix is built once per feature source."""
+        matrices: dict = {}
+        windows = {}
+        for name, predictor in self.bases.items():
+            source = predictor.feature_spec.get("funding_path")
+            if source not in matrices:
+                matrices[source] = predictor.features(candles)
+            windows[name] = predictor.transform.latest_window(matrices[source])
+        return windows

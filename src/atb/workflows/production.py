@@ -1,0 +1,194 @@
+"""`atb train production`: per symbol, base models -> regime-aware ensemble ->
+uncertainty -> evaluation -> plots -> registry versions -> MLflow.
+
+The ensemble is fitted on validation-part predictions only; the test part is
+used once, for the report. The served combination is the stacking
+meta-learner (chosen before seeing any test result); fixed, regime and online
+weights are evaluated beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from atb.config import TrainingConfig
+from atb.dataset import Dataset
+from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
+from atb.evaluation.diagnostics import write_ensemble_plots
+from atb.evaluation.protocol import backtest, baseline_predictions, evaluate_models
+from atb.evaluation.report import ProductionReport
+from atb.io import atomic_write_json
+from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
+from atb.models.trainer import FitSettings
+from atb.registry import ModelRegistry, ModelVersion
+from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
+from atb.workflows.train_model import TrainingResult, train_model
+from atb.workflows.walk_forward import run_walk_forward
+
+logger = logging.getLogger(__name__)
+
+ENSEMBLE_TYPE = "ensemble"
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    output_dir: Path | None
+    ensemble_version: ModelVersion | None
+    metrics: dict | None
+    error: str | None = None
+
+
+def symbol_name(crypto: str) -> str:
+    """BTC -> BTCUSDT; BTCUSDT stays."""
+    crypto = crypto.strip().upper().replace("/", "").replace("-", "")
+    return crypto if crypto.endswith(("USDT", "USDC", "USD", "BUSD", "EUR")) else f"{crypto}USDT"
+
+
+def train_production(
+    config: TrainingConfig,
+    symbols: list[str],
+    data_paths: dict[str, Path] | None = None,
+    on_event: EventHandler = ignore_events,
+) -> list[SymbolResult]:
+    """Run the production pipeline for each symbol; a failing symbol is reported, the others go on."""
+    results = []
+    for symbol in symbols:
+        cfg = config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path))
+        on_event("stage", {"name": "symbol", "label": symbol})
+        try:
+            results.append(train_symbol(cfg, on_event))
+        except Exception as exc:  # one symbol's failure must not stop the others
+            logger.error("production run for %s failed:\n%s", symbol, traceback.format_exc())
+            on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
+            results.append(SymbolResult(symbol, None, None, None, error=f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult:
+    started = time.perf_counter()
+    symbol, production = config.data.symbol, config.production
+    prepared = prepare_data(config)
+    dataset = prepared.dataset
+    out_dir = config.output.output_dir / f"{symbol}_{time.strftime('%Y%m%d-%H%M%S')}"
+    report = ProductionReport(config=config.to_dict())
+
+    if production.walk_forward:
+        on_event("stage", {"name": "walk_forward", "label": f"{symbol}: walk-forward"})
+        report.walk_forward = run_walk_forward(config, prepared, production.base_models)
+
+    bases: dict[str, TrainingResult] = {}
+    for name in production.base_models:
+        base_cfg = config.replace(model_type=name)
+        if config.tuning.tune and name in config.tuning.tune_models:
+            base_cfg = tuned_config(base_cfg, dataset, on_event)
+            report.tuning = report.tuning or {}
+            report.tuning[name] = {"overrides": base_cfg.model.overrides, "learning_rate": base_cfg.fit.learning_rate}
+        on_event("stage", {"name": "fit", "label": f"{symbol}: {name}"})
+        result = train_model(base_cfg, on_event=on_event, prepared=prepared)
+        bases[name] = result
+        report.bases[name] = {"version": result.version.ref, "path": str(result.version.path)}
+        report.timings[f"{name}_fit_s"] = result.report.timings["fit_s"]
+
+    if not production.ensemble:
+        report.timings["total_s"] = time.perf_counter() - started
+        _write_output(out_dir, report, None)
+        return SymbolResult(symbol, out_dir, None, None)
+
+    on_event("stage", {"name": "ensemble", "label": f"{symbol}: ensemble"})
+    models = {name: base.model for name, base in bases.items()}
+    test_predictions = {name: base.test_prediction for name, base in bases.items()}
+    fitted = fit_ensemble(dataset, prepared.candles.frame["close"], models, test_predictions, production, config.fit.seed)
+    base_refs = {name: base.version.ref for name, base in bases.items()}
+    fitted.spec.bases = base_refs
+    metrics = evaluate_models({**fitted.test_predictions, **baseline_predictions(dataset, dataset.test)}, dataset.test, dataset)
+    report.metrics = metrics
+    report.regimes = fitted.regime_shares
+    report.uncertainty = fitted.uncertainty
+    report.backtest = backtest(dataset.test, dataset, fitted.served_prediction)
+    report.stacking = fitted.stacking_coefficients
+
+    with tempfile.TemporaryDirectory(prefix="atb-production-") as scratch:
+        plots_dir = Path(scratch) / PLOTS_DIR
+        plots_dir.mkdir()
+        report.plots = write_ensemble_plots(
+            plots_dir,
+            dataset,
+            models,
+            histories={name: base.report.history for name, base in bases.items()},
+            importances={name: base.importance for name, base in bases.items()},
+            fitted=fitted,
+            metrics=metrics,
+            summary={
+                "title": f"{symbol} production ensemble (stacking)",
+                "config": {"bases": ", ".join(bases), "epochs": config.fit.epochs, "mc_samples": production.mc_samples},
+            },
+        )
+        report.timings["total_s"] = time.perf_counter() - started
+
+        def populate(directory: Path) -> None:
+            fitted.spec.save(directory / ENSEMBLE_FILE)
+            shutil.copytree(plots_dir, directory / PLOTS_DIR)
+            atomic_write_json(directory / REPORT_FILE, report.to_dict())
+
+        version = ModelRegistry(config.output.registry_dir).create_version(
+            symbol,
+            ENSEMBLE_TYPE,
+            populate,
+            metadata={
+                "kind": "ensemble",
+                "architecture": ENSEMBLE_TYPE,
+                "method": "stacking",
+                "bases": base_refs,
+                "training_params": config.to_dict(),
+                "metrics": {SERVED_METHOD: metrics[SERVED_METHOD]},
+            },
+        )
+        report.ensemble_version = version.ref
+        _write_output(out_dir, report, plots_dir)
+        _log_to_mlflow(config, report, out_dir)
+    return SymbolResult(symbol, out_dir, version, metrics)
+
+
+def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandler) -> TrainingConfig:
+    """The config with the best overrides an Optuna study found on the validation part."""
+    from atb.workflows.tuning import tune_model
+
+    symbol, model_type, tuning = config.data.symbol, config.model.model_type, config.tuning
+    on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
+    result = tune_model(
+        model_type,
+        dataset,
+        FitSettings.from_spec(config.fit),
+        n_trials=tuning.tune_trials,
+        timeout=tuning.tune_timeout,
+        storage=tuning.tune_storage,
+        study_name=f"atb-{symbol}-{model_type}",
+        seed=config.fit.seed,
+        variant=config.model.variant,
+        directory=config.output.output_dir.resolve(),
+    )
+    return config.replace(overrides={**config.model.overrides, **result.best_params}, **result.best_fit_settings)
+
+
+def _write_output(out_dir: Path, report: ProductionReport, plots_dir: Path | None) -> None:
+    """training_output/{SYMBOL}_{timestamp}/: the report and the plots."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if plots_dir is not None:
+        for png in plots_dir.glob("*.png"):
+            shutil.copy2(png, out_dir / png.name)
+    atomic_write_json(out_dir / REPORT_FILE, report.to_dict())
+
+
+def _log_to_mlflow(config: TrainingConfig, report: ProductionReport, out_dir: Path) -> None:
+    with symbol_tracker(config, f"{config.data.symbol}-production-{out_dir.name}") as tracker:
+        tracker.log_params(config.to_dict())
+        tracker.log_metrics({"test": report.metrics, "uncertainty": report.uncertainty})
+        tracker.log_artifacts(out_dir)
+        tracker.set_tags({"kind": "production", "ensemble_version": report.ensemble_version or ""})

@@ -1,0 +1,200 @@
+"""`atb train model`: load -> validate -> features -> dataset -> fit -> evaluate
+-> plots -> report -> registry -> MLflow, for one model."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from atb.config import TrainingConfig
+from atb.data import Candles, load_candles
+from atb.dataset import Dataset
+from atb.evaluation.diagnostics import write_model_plots
+from atb.evaluation.importance import feature_importance
+from atb.evaluation.protocol import backtest, baseline_predictions, evaluate_models
+from atb.evaluation.report import (
+    DataSummary,
+    FeatureSummary,
+    ModelSummary,
+    RegistryEntry,
+    TrainingReport,
+    environment,
+)
+from atb.io import atomic_write_json
+from atb.layout import FEATURES_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
+from atb.models import ForecastModel, create_model
+from atb.models.trainer import FitSettings, resolve_device
+from atb.registry import ModelRegistry, ModelVersion
+from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
+
+
+@dataclass
+class TrainingResult:
+    """What one `train_model` run produced."""
+
+    version: ModelVersion
+    model: ForecastModel
+    dataset: Dataset
+    report: TrainingReport
+    test_prediction: np.ndarray  # the model's forecast of dataset.test
+    importance: pd.Series  # of each input feature, as plotted
+
+    @property
+    def metrics(self) -> dict[str, dict[int, dict]]:
+        return self.report.metrics
+
+
+def train_model(
+    config: TrainingConfig,
+    on_event: EventHandler = ignore_events,
+    candles: Candles | None = None,
+    prepared: PreparedData | None = None,
+) -> TrainingResult:
+    """Train one model end to end and store it as a new registry version.
+
+    `candles` (already validated) replace the configured source; `prepared`
+    (candles, features and dataset built for this config) skips those steps.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    symbol, spec = config.data.symbol, config.model
+
+    if prepared is None:  # otherwise the caller built (and timed) data and features once for several models
+        tic = time.perf_counter()
+        on_event("stage", {"name": "data"})
+        candles = candles if candles is not None else load_candles(config.data)
+        for line in candles.report.messages():
+            on_event("message", {"text": line})
+        on_event("stage", {"name": "features"})
+        prepared = prepare_data(config, candles)
+        timings["data_and_features_s"] = time.perf_counter() - tic
+    dataset = prepared.dataset
+
+    model = create_model(spec.model_type, dataset.input_shape, horizons=dataset.horizons, variant=spec.variant, **spec.overrides)
+    device = str(resolve_device(config.fit.device)) if model.is_neural else "cpu"
+    registry = ModelRegistry(config.output.registry_dir)
+    run_name = f"{symbol}-{spec.model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with symbol_tracker(config, run_name) as tracker, tempfile.TemporaryDirectory(prefix="atb-train-") as scratch:
+        tracker.log_params({**config.to_dict(), "n_candidates": prepared.features.shape[1]})
+        tracker.set_tags({"symbol": symbol, "model_type": spec.model_type, "variant": spec.variant})
+
+        def on_epoch(row: dict) -> None:
+            tracker.log_epoch(row, step=int(row["epoch"]))
+            on_event("epoch", row)
+
+        on_event("stage", {"name": "fit"})
+        tic = time.perf_counter()
+        settings = FitSettings.from_spec(config.fit, checkpoint_dir=Path(scratch) / "checkpoint")
+        history = model.fit(dataset.train, dataset.val, settings, on_epoch=on_epoch)
+        timings["fit_s"] = time.perf_counter() - tic
+
+        on_event("stage", {"name": "evaluate"})
+        tic = time.perf_counter()
+        test_prediction = model.predict(dataset.test.X)
+        predictions = {spec.model_type: test_prediction, **baseline_predictions(dataset, dataset.test)}
+        metrics = evaluate_models(predictions, dataset.test, dataset)
+        timings["evaluate_s"] = time.perf_counter() - tic
+
+        report = TrainingReport(
+            config=config.to_dict(),
+            data=DataSummary.of(prepared.candles, dataset),
+            features=FeatureSummary(
+                n_candidates=prepared.features.shape[1],
+                selected=list(dataset.transform.feature_names),
+                selection_scores={
+                    k: float(v) for k, v in dataset.feature_scores.head(len(dataset.transform.feature_names)).items()
+                },
+            ),
+            model=ModelSummary(
+                model_type=spec.model_type,
+                variant=spec.variant,
+                params=model.get_params(),
+                best_epoch=getattr(model, "best_epoch_", None),
+            ),
+            history=history,
+            metrics=metrics,
+            backtest=backtest(dataset.test, dataset, test_prediction),
+            seed=config.fit.seed,
+            environment=environment(device),
+        )
+
+        on_event("stage", {"name": "plots"})
+        plots_dir = Path(scratch) / PLOTS_DIR
+        plots_dir.mkdir()
+        summary = {
+            "title": f"{symbol} {spec.model_type} ({spec.variant})",
+            "config": {
+                "model_type": spec.model_type,
+                "variant": spec.variant,
+                "epochs run": len(history),
+                "best epoch": report.model.best_epoch,
+                "fit seconds": round(timings["fit_s"], 1),
+                "data span": " .. ".join(s[:10] for s in report.data.span),
+                "features": f"{len(dataset.transform.feature_names)} of {prepared.features.shape[1]}",
+            },
+            "metrics": metrics[spec.model_type],
+            "history": history,
+        }
+        importance = feature_importance(model, dataset, config.fit.seed)
+        report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance)
+        timings["total_s"] = time.perf_counter() - started
+        report.timings = timings
+
+        on_event("stage", {"name": "save"})
+
+        def populate(directory: Path) -> None:
+            model.save(directory / MODEL_DIR)
+            dataset.transform.save(directory / TRANSFORM_FILE)
+            atomic_write_json(directory / FEATURES_FILE, feature_spec(prepared, config))
+            shutil.copytree(plots_dir, directory / PLOTS_DIR)
+            atomic_write_json(directory / REPORT_FILE, report.to_dict())
+
+        version = registry.create_version(
+            symbol,
+            spec.model_type,
+            populate,
+            metadata={
+                "kind": "model",
+                "architecture": spec.model_type,
+                "variant": spec.variant,
+                "training_params": config.to_dict(),
+                "metrics": metrics,
+                "data_hash": report.data.sha256,
+                "data_span": report.data.span,
+                "mlflow_run_id": tracker.run_id,
+            },
+        )
+        report.registry = RegistryEntry(path=str(version.path), version=version.version)
+        tracker.log_metrics({"test": metrics, "backtest": _flat_backtest(report.backtest), "fit_seconds": timings["fit_s"]})
+        tracker.log_artifacts(version.path)
+        tracker.set_tags({"registry_version": f"{symbol}/{spec.model_type}/{version.version}"})
+    return TrainingResult(
+        version=version,
+        model=model,
+        dataset=dataset,
+        report=report,
+        test_prediction=test_prediction,
+        importance=importance,
+    )
+
+
+def feature_spec(prepared: PreparedData, config: TrainingConfig) -> dict:
+    """What inference needs to rebuild the same feature matrix (the version's features.json)."""
+    return {
+        "bar_duration": str(prepared.candles.bar_duration),
+        "funding_path": None if config.data.funding_path is None else str(config.data.funding_path),
+        "n_candidates": prepared.features.shape[1],
+        "selected": list(prepared.dataset.transform.feature_names),
+    }
+
+
+def _flat_backtest(result: dict) -> dict:
+    return {k: v for k, v in result.items() if isinstance(v, (int, float))} | {
+        f"buy_and_hold_{k}": v for k, v in result.get("buy_and_hold", {}).items() if isinstance(v, (int, float))
+    }
