@@ -30,7 +30,7 @@ def lint(package_parent: Path) -> subprocess.CompletedProcess:
 def test_the_package_keeps_its_contracts():
     result = lint(PACKAGE.parent)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_every_room_is_placed_in_a_layer():
@@ -40,14 +40,17 @@ def test_every_room_is_placed_in_a_layer():
     assert rooms - {"__init__"} == placed
 
 
-def test_an_upward_import_and_a_cycle_are_caught(tmp_path):
+def test_an_upward_import_a_model_seeing_the_dataset_and_a_cycle_are_caught(tmp_path):
     copy = tmp_path / "atb"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "samples"))
     with open(copy / "dataset.py", "a") as handle:
         handle.write("\nfrom atb.workflows import steps  # noqa\n")
     with open(copy / "ensemble" / "regime.py", "a") as handle:
         handle.write("\nfrom atb.ensemble import fit  # noqa\n")
+    with open(copy / "models" / "base.py", "a") as handle:
+        handle.write("\nfrom atb.dataset import Split  # noqa\n")
     result = lint(tmp_path)
     assert result.returncode == 1
     assert "atb.dataset is not allowed to import atb.workflows" in result.stdout
     assert "No import cycles between modules of a package BROKEN" in result.stdout
+    assert "atb.models is not allowed to import atb.dataset" in result.stdout

@@ -5,7 +5,9 @@ checks for every neural type."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import pytest
 import scipy.stats
 import torch
 
+import atb.models
 from atb.windows import Windows
 from atb.models import (
     AVAILABLE_MODELS,
@@ -104,11 +107,20 @@ def test_models_without_hyperparameters_refuse_overrides(model_type):
         create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS, window=3)
 
 
-def test_registry_lists_every_type_with_a_description():
-    expected = {"lstm", "cnn_lstm", "attention_lstm", "enhanced_lstm", "tcn", "tcn_attention",
-                "transformer", "lightgbm", "naive", "drift"}
-    assert set(AVAILABLE_MODELS) == expected
-    assert all(isinstance(text, str) and text for text in AVAILABLE_MODELS.values())
+def test_every_network_in_the_package_is_registered_once_with_its_declarations():
+    """The harness reads its types from the registry; this checks the registry holds every
+    network the package defines (a network file without its registry line fails here)."""
+    networks = {
+        cls
+        for info in pkgutil.iter_modules(atb.models.__path__)
+        for cls in vars(importlib.import_module(f"atb.models.{info.name}")).values()
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and cls.__name__.endswith("Network")
+    }
+    registered = [cls.network_class for cls in MODEL_CLASSES.values() if cls.is_neural]
+    assert sorted(registered, key=str) == sorted(networks, key=str)
+    for model_type, cls in MODEL_CLASSES.items():
+        assert isinstance(cls.description, str) and cls.description, model_type
+        assert "default" in cls.variants and cls.ensemble_family, model_type
     for model_type in NEURAL + ["lightgbm"]:
         assert set(model_variants(model_type)) == {"lightweight", "default", "deep"}
 
