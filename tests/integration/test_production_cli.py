@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from atb.cli import app
 
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 TEN_PLOTS = (
     "loss_curves", "metrics_progression", "learning_rates", "attention_heatmap", "feature_importance",
@@ -21,7 +22,10 @@ def production(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        result = runner.invoke(app, ["train", "production", "--crypto", "BTC", "--epochs", "2", "--mc-samples", "5"])
+        (root / "lightweight.yaml").write_text("variant: lightweight\n")  # the assertions hold for any variant
+        result = runner.invoke(
+            app, ["train", "production", "--crypto", "BTC", "--epochs", "2", "--mc-samples", "5", "--config", "lightweight.yaml"]
+        )
         assert result.exit_code == 0, result.output
         predicted = runner.invoke(app, ["predict", "BTCUSDT", "--json"])
         assert predicted.exit_code == 0, predicted.output

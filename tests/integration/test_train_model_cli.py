@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from atb.cli import app
 from atb.evaluation.metrics import METRIC_KEYS
 
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 HORIZONS = (1, 7, 30)
 
@@ -112,8 +113,8 @@ def test_onnx_export_matches_the_stored_model(trained):
     import numpy as np
 
     from atb.data import load_candles
-    from atb.serve.onnx import OnnxForecaster
     from atb.serve import load_version
+    from atb.serve.onnx import OnnxForecaster
 
     root, _, _, _ = trained
     with pytest.MonkeyPatch.context() as mp:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from atb.config import SECTION_OF, ConfigError, DataSpec, DatasetSpec, FitSpec, TrainingConfig
+from atb.config import SECTION_OF, ConfigError, DatasetSpec, DataSpec, FitSpec, TrainingConfig
 from atb.models.trainer import FitSettings
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from atb.windows import Windows
-from atb.models import create_model
 from atb.ensemble.uncertainty import mc_moments
+from atb.models import create_model
 from atb.models.trainer import FitSettings
+from atb.windows import Windows
 
 
 def _split(n, seed):

@@ -33,9 +33,9 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from atb.timeframes import TIMEFRAMES
 from atb.data.validate import OHLCV_COLUMNS
 from atb.io import atomic_write_with
+from atb.timeframes import TIMEFRAMES
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from atb.config import DataSpec
-from atb.timeframes import TIMEFRAMES
 from atb.data.validate import (
     OHLCV_COLUMNS,
     DataValidationError,
@@ -25,6 +24,7 @@ from atb.data.validate import (
     row_number,
     validate_ohlcv,
 )
+from atb.timeframes import TIMEFRAMES
 
 SAMPLE_SYMBOLS = ("BTCUSDT",)
 _TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time", "opentime")

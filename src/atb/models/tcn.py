@@ -19,7 +19,7 @@ from atb.models.layers import (
     dropout_rate,
     positive_int,
 )
-from atb.models.search import dropout_choice, layer_sizes
+from atb.models.search import dropout_choice
 
 DESCRIPTION = "Dilated causal convolutions in residual blocks, read out at the last timestep."
 ATTENTION_DESCRIPTION = "TCN followed by causal multi-head self-attention over time."

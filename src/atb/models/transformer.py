@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from atb.models.layers import causal_mask, divisible, dropout_rate, positive_int
-from atb.models.search import dropout_choice, layer_sizes
+from atb.models.search import dropout_choice
 
 DESCRIPTION = "Causal post-norm transformer encoder with learned positions, average-pooled."
 

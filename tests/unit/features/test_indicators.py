@@ -13,8 +13,8 @@ from atb.features import (
     category_counts,
     compute_features,
     feature_categories,
+    indicators,
 )
-from atb.features import indicators
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atb.windows import Windows
 from atb.models import ModelFileError, create_model, importance_by_feature, load_model
 from atb.models.lightgbm import flatten
 from atb.models.trainer import FitSettings
+from atb.windows import Windows
 
 LOOKBACK, FEATURES, HORIZONS = 6, ["close_ret", "rsi", "volume"], (1, 3)
 SETTINGS = FitSettings(n_jobs=1, seed=0)

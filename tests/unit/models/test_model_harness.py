@@ -16,7 +16,6 @@ import scipy.stats
 import torch
 
 import atb.models
-from atb.windows import Windows
 from atb.models import (
     AVAILABLE_MODELS,
     CapabilityError,
@@ -26,13 +25,14 @@ from atb.models import (
     load_model,
     model_class,
     model_variants,
+    validation,
 )
-from atb.models import validation
 from atb.models.base import PARAMS_FILE
 from atb.models.factory import MODEL_CLASSES
 from atb.models.neural import WEIGHTS_FILE
-from atb.models.validation import gpu_check
 from atb.models.trainer import FitSettings
+from atb.models.validation import gpu_check
+from atb.windows import Windows
 
 LOOKBACK, N_FEATURES, HORIZONS = 16, 5, (1, 7, 30)
 ALL_CASES = [(t, v) for t in AVAILABLE_MODELS for v in model_variants(t)]
@@ -109,12 +109,13 @@ def test_models_without_hyperparameters_refuse_overrides(model_type):
 
 def test_every_network_in_the_package_is_registered_once_with_its_declarations():
     """The harness reads its types from the registry; this checks the registry holds every
-    network the package defines (a network file without its registry line fails here)."""
+    network the package defines (a network class declaring variants without its registry
+    line fails here)."""
     networks = {
         cls
         for info in pkgutil.iter_modules(atb.models.__path__)
         for cls in vars(importlib.import_module(f"atb.models.{info.name}")).values()
-        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and cls.__name__.endswith("Network")
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and "variants" in vars(cls)
     }
     registered = [cls.network_class for cls in MODEL_CLASSES.values() if cls.is_neural]
     assert sorted(registered, key=str) == sorted(networks, key=str)
@@ -182,7 +183,7 @@ def test_predict_and_fit_refuse_wrong_shapes_and_unfitted_models():
 
 
 # --------------------------------------------------------------- neural checks
-def level_split(n: int, seed: int) -> Split:
+def level_split(n: int, seed: int) -> Windows:
     """Feature 0 carries a per-window level plus noise; the target grows with the
     window mean of feature 0: visible at every step, so every architecture
     (last-step readout, pooling, attention) can learn it in a few epochs."""
@@ -194,6 +195,7 @@ def level_split(n: int, seed: int) -> Split:
     return Windows(X, y.astype(np.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", NEURAL)
 def test_neural_types_learn_a_learnable_signal(model_type):
     """With their own training defaults, validation MSE ends well below the naive

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from atb.config import TrainingConfig
-from atb.windows import Windows
 from atb.models.trainer import (
     CHECKPOINT_FILE,
     FitSettings,
@@ -22,6 +21,7 @@ from atb.models.trainer import (
     resolve_device,
     train_network,
 )
+from atb.windows import Windows
 
 LOOKBACK, N_FEATURES, HORIZONS = 8, 3, (1, 7)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atb.windows import Windows
-from atb.serve.onnx import OnnxForecaster, export_onnx, onnx_bytes
 from atb.models import AVAILABLE_MODELS, CapabilityError, ModelFileError, create_model, model_class
 from atb.models.trainer import FitSettings
+from atb.serve.onnx import OnnxForecaster, export_onnx, onnx_bytes
+from atb.windows import Windows
 
 LOOKBACK, N_FEATURES, HORIZONS = 12, 4, (1, 7, 30)
 EXPORTABLE = [t for t in AVAILABLE_MODELS if model_class(t).onnx_exportable]
 
 
-def make_split(n: int, seed: int) -> Split:
+def make_split(n: int, seed: int) -> Windows:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, LOOKBACK, N_FEATURES)).astype(np.float32)
     y = (0.01 * X[:, -1, :1] * np.sqrt(HORIZONS) + rng.normal(scale=0.01, size=(n, 3))).astype(np.float32)
