@@ -11,14 +11,6 @@ from torch import nn
 from atb.models.layers import LSTMStack, dropout_rate, positive_int, positive_ints
 from atb.models.search import dropout_choice, layer_sizes
 
-DESCRIPTION = "LSTM stack, then multi-head self-attention over time, average-pooled."
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {"lstm_units": (64, 32), "num_attention_heads": 2, "key_dim": 16, "dropout": 0.2},
-    "default": {"lstm_units": (128, 64), "num_attention_heads": 4, "key_dim": 16, "dropout": 0.2},
-    "deep": {"lstm_units": (256, 128, 64), "num_attention_heads": 8, "key_dim": 32, "dropout": 0.3},
-}
-
 
 class AttentionLSTMNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> LSTM stack -> projection to
@@ -26,13 +18,16 @@ class AttentionLSTMNetwork(nn.Module):
     window, which lies entirely in the past) + residual + LayerNorm -> mean over
     time -> `[batch, n_horizons]`."""
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "recurrent"  # regime weighting groups model types by family
+    description = "LSTM stack, then multi-head self-attention over time, average-pooled."
+    variants: dict[str, dict] = {
+        "lightweight": {"lstm_units": (64, 32), "num_attention_heads": 2, "key_dim": 16, "dropout": 0.2},
+        "default": {"lstm_units": (128, 64), "num_attention_heads": 4, "key_dim": 16, "dropout": 0.2},
+        "deep": {"lstm_units": (256, 128, 64), "num_attention_heads": 8, "key_dim": 32, "dropout": 0.3},
+    }
+    ensemble_family = "recurrent"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         return {
             "lstm_units": layer_sizes(trial, "lstm_units", ["32", "64", "64-32", "128-64"]),
             "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4, 8]),

@@ -11,35 +11,30 @@ from torch import nn
 from atb.models.layers import CausalConv1d, LSTMStack, dropout_rate, positive_int, positive_ints
 from atb.models.search import dropout_choice, layer_sizes
 
-DESCRIPTION = "Causal 1-D convolutions extract local patterns, an LSTM stack reads them in order."
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {
-        "num_filters": 32, "kernel_size": 3, "num_conv_layers": 1,
-        "lstm_units": (32,), "dropout": 0.2,
-    },
-    "default": {
-        "num_filters": 64, "kernel_size": 3, "num_conv_layers": 2,
-        "lstm_units": (64, 32), "dropout": 0.2,
-    },
-    "deep": {
-        "num_filters": 128, "kernel_size": 5, "num_conv_layers": 3,
-        "lstm_units": (128, 64), "dropout": 0.3,
-    },
-}
-
 
 class CNNLSTMNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> (causal conv, ReLU, dropout) x num_conv_layers
     -> LSTM stack -> last step -> `[batch, n_horizons]`."""
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "recurrent"  # regime weighting groups model types by family
+    description = "Causal 1-D convolutions extract local patterns, an LSTM stack reads them in order."
+    variants: dict[str, dict] = {
+        "lightweight": {
+            "num_filters": 32, "kernel_size": 3, "num_conv_layers": 1,
+            "lstm_units": (32,), "dropout": 0.2,
+        },
+        "default": {
+            "num_filters": 64, "kernel_size": 3, "num_conv_layers": 2,
+            "lstm_units": (64, 32), "dropout": 0.2,
+        },
+        "deep": {
+            "num_filters": 128, "kernel_size": 5, "num_conv_layers": 3,
+            "lstm_units": (128, 64), "dropout": 0.3,
+        },
+    }
+    ensemble_family = "recurrent"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         return {
             "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
             "kernel_size": trial.suggest_categorical("kernel_size", [2, 3, 5]),

@@ -11,17 +11,6 @@ from torch import nn
 from atb.models.layers import dropout_rate, positive_int, positive_ints
 from atb.models.search import dropout_choice, layer_sizes
 
-DESCRIPTION = (
-    "LayerNorm, bidirectional LSTM, residual LSTMs with LayerNorm, additive attention "
-    "over all timesteps, normalised dense head; Huber loss weighted 1/sqrt(h)."
-)
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {"lstm_units": (64, 32, 16), "dense_units": (32, 16), "attention_units": 32, "dropout": 0.3},
-    "default": {"lstm_units": (128, 64, 32), "dense_units": (64, 32), "attention_units": 64, "dropout": 0.4},
-    "deep": {"lstm_units": (256, 128, 64, 32), "dense_units": (128, 64), "attention_units": 128, "dropout": 0.4},
-}
-
 
 class ResidualLSTM(nn.Module):
     """LayerNorm(LSTM(x) + linear skip(x)): `[batch, time, in]` -> `[batch, time, units]`."""
@@ -61,13 +50,19 @@ class EnhancedLSTMNetwork(nn.Module):
     Between-step (recurrent) dropout is not used: cuDNN LSTMs do not support it.
     """
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "recurrent"  # regime weighting groups model types by family
+    description = (
+        "LayerNorm, bidirectional LSTM, residual LSTMs with LayerNorm, additive attention "
+        "over all timesteps, normalised dense head; Huber loss weighted 1/sqrt(h)."
+    )
+    variants: dict[str, dict] = {
+        "lightweight": {"lstm_units": (64, 32, 16), "dense_units": (32, 16), "attention_units": 32, "dropout": 0.3},
+        "default": {"lstm_units": (128, 64, 32), "dense_units": (64, 32), "attention_units": 64, "dropout": 0.4},
+        "deep": {"lstm_units": (256, 128, 64, 32), "dense_units": (128, 64), "attention_units": 128, "dropout": 0.4},
+    }
+    ensemble_family = "recurrent"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         return {
             "lstm_units": layer_sizes(trial, "lstm_units", ["32-16", "64-32", "64-32-16", "128-64-32"]),
             "dense_units": layer_sizes(trial, "dense_units", ["16", "32-16", "64-32"]),

@@ -11,25 +11,20 @@ from torch import nn
 from atb.models.layers import LSTMStack, dropout_rate, positive_ints
 from atb.models.search import dropout_choice, layer_sizes
 
-DESCRIPTION = "Stacked LSTM read out at the last timestep; the simple recurrent baseline."
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {"lstm_units": (32,), "dropout": 0.2},
-    "default": {"lstm_units": (64, 32), "dropout": 0.2},
-    "deep": {"lstm_units": (128, 64, 32), "dropout": 0.3},
-}
-
 
 class LSTMNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> LSTM stack -> last step -> `[batch, n_horizons]`."""
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "recurrent"  # regime weighting groups model types by family
+    description = "Stacked LSTM read out at the last timestep; the simple recurrent baseline."
+    variants: dict[str, dict] = {
+        "lightweight": {"lstm_units": (32,), "dropout": 0.2},
+        "default": {"lstm_units": (64, 32), "dropout": 0.2},
+        "deep": {"lstm_units": (128, 64, 32), "dropout": 0.3},
+    }
+    ensemble_family = "recurrent"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         return {
             "lstm_units": layer_sizes(trial, "lstm_units", ["32", "64", "128", "32-16", "64-32", "128-64", "128-64-32"]),
             "dropout": dropout_choice(trial),

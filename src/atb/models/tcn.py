@@ -21,20 +21,6 @@ from atb.models.layers import (
 )
 from atb.models.search import dropout_choice
 
-DESCRIPTION = "Dilated causal convolutions in residual blocks, read out at the last timestep."
-ATTENTION_DESCRIPTION = "TCN followed by causal multi-head self-attention over time."
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {"num_filters": 32, "num_layers": 4, "kernel_size": 5, "dropout": 0.1},
-    "default": {"num_filters": 64, "num_layers": 5, "kernel_size": 5, "dropout": 0.2},
-    "deep": {"num_filters": 128, "num_layers": 6, "kernel_size": 5, "dropout": 0.2},
-}
-ATTENTION_VARIANTS: dict[str, dict] = {
-    "lightweight": {**VARIANTS["lightweight"], "num_attention_heads": 4},
-    "default": {**VARIANTS["default"], "num_attention_heads": 4},
-    "deep": {**VARIANTS["deep"], "num_attention_heads": 8},
-}
-
 CONVS_PER_BLOCK = 2
 
 
@@ -85,13 +71,16 @@ class TemporalConvStack(nn.Module):
 class TCNNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> TCN -> last step -> `[batch, n_horizons]`."""
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "convolutional"  # regime weighting groups model types by family
+    description = "Dilated causal convolutions in residual blocks, read out at the last timestep."
+    variants: dict[str, dict] = {
+        "lightweight": {"num_filters": 32, "num_layers": 4, "kernel_size": 5, "dropout": 0.1},
+        "default": {"num_filters": 64, "num_layers": 5, "kernel_size": 5, "dropout": 0.2},
+        "deep": {"num_filters": 128, "num_layers": 6, "kernel_size": 5, "dropout": 0.2},
+    }
+    ensemble_family = "convolutional"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         return {
             "num_filters": trial.suggest_categorical("num_filters", [16, 32, 64, 128]),
             "num_layers": trial.suggest_int("num_layers", 2, 6),
@@ -127,13 +116,16 @@ class TCNAttentionNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> TCN -> causal self-attention + residual +
     LayerNorm -> last step -> `[batch, n_horizons]`."""
 
-    description = ATTENTION_DESCRIPTION
-    variants = ATTENTION_VARIANTS
-    ensemble_family = "convolutional"  # regime weighting groups model types by family
+    description = "TCN followed by causal multi-head self-attention over time."
+    variants: dict[str, dict] = {
+        "lightweight": {**TCNNetwork.variants["lightweight"], "num_attention_heads": 4},
+        "default": {**TCNNetwork.variants["default"], "num_attention_heads": 4},
+        "deep": {**TCNNetwork.variants["deep"], "num_attention_heads": 8},
+    }
+    ensemble_family = "convolutional"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         # every num_filters choice (>= 16, powers of two) is divisible by every head count
         return {**TCNNetwork.search_space(trial), "num_attention_heads": trial.suggest_categorical("num_attention_heads", [1, 2, 4])}
 

@@ -10,17 +10,6 @@ from torch import nn
 from atb.models.layers import causal_mask, divisible, dropout_rate, positive_int
 from atb.models.search import dropout_choice
 
-DESCRIPTION = "Causal post-norm transformer encoder with learned positions, average-pooled."
-
-VARIANTS: dict[str, dict] = {
-    "lightweight": {"d_model": 64, "num_attention_heads": 4, "num_layers": 2, "ff_dim": 256,
-                    "head_units": 64, "dropout": 0.2},
-    "default": {"d_model": 128, "num_attention_heads": 4, "num_layers": 3, "ff_dim": 512,
-                "head_units": 128, "dropout": 0.25},
-    "deep": {"d_model": 256, "num_attention_heads": 8, "num_layers": 4, "ff_dim": 1024,
-             "head_units": 128, "dropout": 0.25},
-}
-
 
 class TransformerNetwork(nn.Module):
     """`[batch, lookback, n_features]` -> Linear to d_model + learned position embedding
@@ -30,13 +19,19 @@ class TransformerNetwork(nn.Module):
     Trained with the Noam schedule: lr = d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5).
     """
 
-    description = DESCRIPTION
-    variants = VARIANTS
-    ensemble_family = "attention"  # regime weighting groups model types by family
+    description = "Causal post-norm transformer encoder with learned positions, average-pooled."
+    variants: dict[str, dict] = {
+        "lightweight": {"d_model": 64, "num_attention_heads": 4, "num_layers": 2, "ff_dim": 256,
+                        "head_units": 64, "dropout": 0.2},
+        "default": {"d_model": 128, "num_attention_heads": 4, "num_layers": 3, "ff_dim": 512,
+                    "head_units": 128, "dropout": 0.25},
+        "deep": {"d_model": 256, "num_attention_heads": 8, "num_layers": 4, "ff_dim": 1024,
+                 "head_units": 128, "dropout": 0.25},
+    }
+    ensemble_family = "attention"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna search space of the hyperparameters (create_model overrides)."""
         # powers of two with d_model >= 32 > 8 heads: the head count always divides d_model
         return {
             "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),

@@ -8,22 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from atb.models import attention_lstm, cnn_lstm, enhanced_lstm, lstm, tcn, transformer
+from atb.models import tcn
+from atb.models.factory import MODEL_CLASSES
 
 BATCH, LOOKBACK, N_FEATURES, N_HORIZONS = 4, 16, 5, 3
 
-# name -> (network class, its variants, its description)
-NETWORKS = {
-    "lstm": (lstm.LSTMNetwork, lstm.VARIANTS, lstm.DESCRIPTION),
-    "cnn_lstm": (cnn_lstm.CNNLSTMNetwork, cnn_lstm.VARIANTS, cnn_lstm.DESCRIPTION),
-    "attention_lstm": (attention_lstm.AttentionLSTMNetwork, attention_lstm.VARIANTS, attention_lstm.DESCRIPTION),
-    "enhanced_lstm": (enhanced_lstm.EnhancedLSTMNetwork, enhanced_lstm.VARIANTS, enhanced_lstm.DESCRIPTION),
-    "tcn": (tcn.TCNNetwork, tcn.VARIANTS, tcn.DESCRIPTION),
-    "tcn_attention": (tcn.TCNAttentionNetwork, tcn.ATTENTION_VARIANTS, tcn.ATTENTION_DESCRIPTION),
-    "transformer": (transformer.TransformerNetwork, transformer.VARIANTS, transformer.DESCRIPTION),
-}
-ATTENTION = ["attention_lstm", "enhanced_lstm", "tcn_attention", "transformer"]
-CAUSAL = ["tcn", "tcn_attention", "transformer"]
+# Every registered network, read from the registry (a new one is checked the moment it is registered).
+NETWORKS = {name: cls.network_class for name, cls in MODEL_CLASSES.items() if cls.is_neural}
+ATTENTION = [name for name, network in NETWORKS.items() if hasattr(network, "attention_weights")]
+CAUSAL = [name for name, network in NETWORKS.items() if hasattr(network, "encode")]  # per-step representations
 VARIANT_NAMES = ["lightweight", "default", "deep"]
 TRAINING_KEYS = {
     "learning_rate", "optimizer", "weight_decay", "loss", "horizon_weighting",
@@ -32,9 +25,9 @@ TRAINING_KEYS = {
 
 
 def build(name: str, variant: str = "default", lookback: int = LOOKBACK, **overrides) -> nn.Module:
-    network, variants, _ = NETWORKS[name]
+    network = NETWORKS[name]
     torch.manual_seed(0)
-    return network(N_FEATURES, lookback, N_HORIZONS, **{**variants[variant], **overrides})
+    return network(N_FEATURES, lookback, N_HORIZONS, **{**network.variants[variant], **overrides})
 
 
 def inputs(lookback: int = LOOKBACK, seed: int = 1) -> torch.Tensor:
@@ -42,10 +35,11 @@ def inputs(lookback: int = LOOKBACK, seed: int = 1) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-def test_module_declares_variants_and_description(name):
-    network, variants, description = NETWORKS[name]
+def test_network_declares_variants_and_description(name):
+    network = NETWORKS[name]
+    variants = network.variants
     assert set(variants) == set(VARIANT_NAMES)
-    assert isinstance(description, str) and description
+    assert isinstance(network.description, str) and network.description
     defaults = {
         p.name: p.default for p in inspect.signature(network).parameters.values() if p.kind is p.KEYWORD_ONLY
     }
@@ -54,7 +48,7 @@ def test_module_declares_variants_and_description(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_training_defaults_use_known_keys(name):
-    training_defaults = getattr(NETWORKS[name][0], "training_defaults", {})
+    training_defaults = getattr(NETWORKS[name], "training_defaults", {})
     assert set(training_defaults) <= TRAINING_KEYS
     assert training_defaults.get("optimizer", "adam") in ("adam", "adamw")
     assert training_defaults.get("loss", "huber") in ("huber", "mse")
@@ -103,7 +97,7 @@ def test_attention_weights_are_a_distribution_over_timesteps(name, variant):
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(BATCH))
 
 
-@pytest.mark.parametrize("name", ["tcn_attention", "transformer"])
+@pytest.mark.parametrize("name", sorted(set(ATTENTION) & set(CAUSAL)))
 def test_attention_maps_respect_the_causal_mask(name):
     model = build(name).eval()
     with torch.no_grad():
