@@ -81,7 +81,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def metrics_view(metrics: dict[str, dict[int, dict]], title: str) -> Table:
     """Model vs baselines per horizon, the protocol's headline columns."""
     table = Table(title=title)
-    for column in ("model", "h", "RMSE", "MAE", "MAPE %", "R²", "RMSE/naive", "MASE", "dir.acc", "majority", "p(dir)", "DM p"):
+    for column in ("model", "h", "RMSE", "MAE", "MAPE %", "R²", "RMSE/naive", "RMSE/drift", "MASE", "dir.acc", "majority", "p(dir)", "DM p"):
         table.add_column(column, justify="right" if column not in ("model",) else "left")
     for name, per_h in metrics.items():
         for h, m in sorted(per_h.items(), key=lambda kv: int(kv[0])):
@@ -93,12 +93,26 @@ def metrics_view(metrics: dict[str, dict[int, dict]], title: str) -> Table:
                 _fmt(m["mape"], 2),
                 _fmt(m["r2"], 3),
                 _fmt(m["rmse_ratio"], 3),
+                _fmt(m.get("rmse_vs_drift", math.nan), 3),
                 _fmt(m["mase"], 3),
                 _fmt(m["directional_accuracy"], 3),
                 _fmt(m["majority_accuracy"], 3),
                 _fmt(m["direction_pvalue"], 3),
                 _fmt(m["dm_pvalue"], 3),
             )
+    return table
+
+
+def validation_view(validation: dict[str, dict[int, dict]], gate: dict | None, title: str) -> Table:
+    """Skill on the validation origins per model and horizon, with the gate's weights on the served model's rows."""
+    table = Table(title=title)
+    for column in ("model", "h", "RMSE/naive", "RMSE/drift", "DM p", "gate a (drift)", "gate k (model)"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    served = next(iter(validation)) if gate else None
+    for name, per_h in validation.items():
+        for j, (h, m) in enumerate(sorted(per_h.items(), key=lambda kv: int(kv[0]))):
+            weights = [_fmt(gate["drift_weight"][j], 2), _fmt(gate["model_weight"][j], 2)] if name == served else ["", ""]
+            table.add_row(name, str(h), _fmt(m["rmse_ratio"], 3), _fmt(m["rmse_vs_drift"], 3), _fmt(m["dm_pvalue"], 3), *weights)
     return table
 
 
@@ -331,6 +345,8 @@ def show_training_result(report) -> None:
         f"{data.rows} bars {data.span[0][:10]} .. {data.span[1][:10]}, "
         f"{len(report.history)} epochs, fit {report.timings['fit_s']:.1f} s"
     )
+    if report.validation:
+        console.print(validation_view(report.validation, report.gate, "Validation skill (served = a*drift + k*(model - drift), a and k fitted here)"))
     console.print(metrics_view(report.metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
     bt = report.backtest
     if "total_return" in bt:
@@ -404,6 +420,7 @@ def train_production_command(
             err_console.print(f"[bold red]{result.symbol} failed:[/] {result.error}")
             continue
         if result.metrics:
+            console.print(validation_view(result.validation, None, f"{result.symbol}: validation skill (stacking cross-fitted)"))
             console.print(metrics_view(result.metrics, f"{result.symbol}: base models, ensembles and baselines on the test part"))
         console.print(f"{result.symbol}: report and plots in {result.output_dir}" + (f"; ensemble {result.ensemble_version.ref}" if result.ensemble_version else ""))
     if any(r.error for r in results):

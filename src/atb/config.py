@@ -106,11 +106,13 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model: a registered type, one of its variants, and single-hyperparameter overrides."""
+    """Which model: a registered type, one of its variants, single-hyperparameter overrides,
+    and whether its forecasts pass the skill gate fitted on validation (see atb.models.gate)."""
 
     model_type: str = "attention_lstm"
     variant: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
+    skill_gate: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", dict(self.overrides or {}))

@@ -4,6 +4,7 @@
     {version}/model/             the model's own files (params.json + weights)
     {version}/transform.json     selected features, scaler, lookback, target
     {version}/features.json      what inference needs to rebuild the features
+    {version}/gate.json          the skill gate of a single model (absent: served ungated)
     {version}/ensemble.json      an ensemble's bases and combination (ensembles only)
     {version}/training_report.json
     {version}/plots/*.png
@@ -13,6 +14,7 @@
 MODEL_DIR = "model"
 TRANSFORM_FILE = "transform.json"
 FEATURES_FILE = "features.json"
+GATE_FILE = "gate.json"
 ENSEMBLE_FILE = "ensemble.json"
 REPORT_FILE = "training_report.json"
 PLOTS_DIR = "plots"

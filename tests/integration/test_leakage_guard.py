@@ -1,4 +1,5 @@
-"""Train on data whose test part is replaced by noise: every training-side output is identical."""
+"""Train on data whose test part is replaced by noise: every training-side output (selection,
+scaler, weights, the skill gate) is identical."""
 
 import numpy as np
 import torch
@@ -9,6 +10,7 @@ from atb.data.sources import Candles
 from atb.models import create_model
 from atb.models.trainer import FitSettings
 from atb.workflows.steps import prepare_data
+from atb.workflows.train_model import fit_gate
 
 
 def _noisy_test_part(candles: Candles, start) -> Candles:
@@ -35,10 +37,14 @@ def test_training_side_outputs_ignore_the_test_part():
     np.testing.assert_array_equal(noisy.dataset.transform.scale, clean.dataset.transform.scale)
     assert not np.array_equal(noisy.dataset.test.y, clean.dataset.test.y)  # the test part did change
 
-    weights = []
+    weights, gates = [], []
     for prepared in (clean, noisy):
-        model = create_model("lstm", prepared.dataset.input_shape, horizons=config.dataset.horizons, variant="lightweight")
-        model.fit(prepared.dataset.train, prepared.dataset.val, FitSettings.from_spec(config.fit))
+        dataset = prepared.dataset
+        model = create_model("lstm", dataset.input_shape, horizons=config.dataset.horizons, variant="lightweight")
+        model.fit(dataset.train, dataset.val, FitSettings.from_spec(config.fit))
         weights.append({k: v.clone() for k, v in model.network_.state_dict().items()})
+        gates.append(fit_gate(model.predict(dataset.val.X), dataset))
     for name, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][name]), name
+    for part in ("drift", "drift_weight", "model_weight"):
+        np.testing.assert_array_equal(getattr(gates[0], part), getattr(gates[1], part))

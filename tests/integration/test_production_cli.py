@@ -41,6 +41,7 @@ def test_ten_plots_and_report(production):
     report = json.loads((run_dir / "training_report.json").read_text())
     methods = {"ensemble_fixed", "ensemble_regime", "ensemble_stacking", "ensemble_online"}
     assert methods | {"enhanced_lstm", "transformer", "lightgbm", "naive", "drift"} == set(report["metrics"])
+    assert {"enhanced_lstm", "transformer", "lightgbm", "ensemble_stacking", "naive", "drift"} == set(report["validation"])
     assert set(report["regimes"]) == {"train", "val", "test"}
     for level in ("0.8", "0.95"):
         assert 0.0 <= report["uncertainty"]["conformal"][level]["coverage"][0] <= 1.0

@@ -31,22 +31,26 @@ def trained(tmp_path_factory):
 
 def test_version_directory_is_complete(trained):
     _, version, output, _ = trained
-    for name in ("metadata.json", "transform.json", "features.json", "training_report.json", "model/params.json", "model/weights.safetensors"):
+    for name in ("metadata.json", "transform.json", "features.json", "gate.json", "training_report.json", "model/params.json", "model/weights.safetensors"):
         assert (version / name).is_file(), name
     assert "Test metrics" in output and "naive" in output and "drift" in output
+    assert "Validation skill" in output and "lstm_raw" in output
 
 
 def test_report_has_every_protocol_metric_for_model_and_baselines(trained):
     _, version, _, _ = trained
     report = json.loads((version / "training_report.json").read_text())
-    assert set(report["metrics"]) == {"lstm", "naive", "drift"}
-    for per_h in report["metrics"].values():
+    assert set(report["metrics"]) == set(report["validation"]) == {"lstm", "lstm_raw", "naive", "drift"}
+    for per_h in [*report["metrics"].values(), *report["validation"].values()]:
         assert sorted(int(h) for h in per_h) == list(HORIZONS)
         for metrics in per_h.values():
             assert set(METRIC_KEYS) <= set(metrics)
-            assert metrics["n"] > 300
+            assert metrics["n"] > 300 and "rmse_vs_drift" in metrics
     naive = report["metrics"]["naive"]
     assert all(math.isclose(naive[str(h)]["rmse_ratio"], 1.0) for h in HORIZONS)
+    assert all(math.isclose(report["metrics"]["drift"][str(h)]["rmse_vs_drift"], 1.0) for h in HORIZONS)
+    gate = report["gate"]
+    assert all(0.0 <= w <= 1.0 for w in gate["drift_weight"] + gate["model_weight"])
     assert len(report["history"]) == 2
     for key in ("config", "data", "features", "backtest", "timings", "environment", "seed"):
         assert key in report

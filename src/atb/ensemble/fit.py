@@ -37,6 +37,7 @@ class FittedEnsemble:
     """Every combination's test forecast, the served spec and what the report and plots show."""
 
     test_predictions: dict[str, np.ndarray]  # base names and ensemble_{fixed,regime,stacking,online} -> (n, H)
+    validation_predictions: dict[str, np.ndarray]  # the bases' and the cross-fitted stacking forecasts of the validation part
     spec: EnsembleSpec
     online_weights: pd.DataFrame  # test origins x bases, weight at the first horizon
     test_regimes: pd.Series  # regime label per test origin
@@ -82,7 +83,8 @@ def fit_ensemble(
         "ensemble_online": online_test,
     }
 
-    conformal = ConformalIntervals(LEVELS).fit(cross_fitted_stacking(val_preds, val), val.y)
+    cross_fitted = cross_fitted_stacking(val_preds, val)
+    conformal = ConformalIntervals(LEVELS).fit(cross_fitted, val.y)
     residual_std = {
         name: np.std(val_preds[name] - val.y, axis=0, ddof=1).tolist()
         for name, m in models.items()
@@ -106,6 +108,7 @@ def fit_ensemble(
     )
     return FittedEnsemble(
         test_predictions=test_predictions,
+        validation_predictions={**val_preds, SERVED_METHOD: cross_fitted},
         spec=ensemble_spec,
         online_weights=pd.DataFrame(online_weights[:, :, 0], index=pd.DatetimeIndex(test.origin_time), columns=names),
         test_regimes=pd.Series(test_regimes, index=pd.DatetimeIndex(test.origin_time)),

@@ -1,5 +1,7 @@
 """The benchmark protocol applied to a dataset: every forecaster scored on the same
-origins beside the naive and drift forecasts, and the long/flat backtest."""
+origins beside the naive and drift forecasts (on the test part, and on the
+validation part to show whether a model had skill before the test was looked
+at), and the long/flat backtest."""
 
 from __future__ import annotations
 
@@ -31,6 +33,27 @@ def evaluate_models(
         )
         for name, pred in predictions.items()
     }
+
+
+def score(predictions: dict[str, np.ndarray], split: Split, dataset: Dataset) -> dict[str, dict[int, dict]]:
+    """`evaluate_models` of `predictions` and of the naive and drift forecasts on `split`;
+    every row also holds `rmse_vs_drift`, its RMSE over the drift forecast's."""
+    metrics = evaluate_models({**predictions, **baseline_predictions(dataset, split)}, split, dataset)
+    for per_horizon in metrics.values():
+        for h, row in per_horizon.items():
+            row["rmse_vs_drift"] = row["rmse"] / metrics["drift"][h]["rmse"]
+    return metrics
+
+
+def skill_warnings(validation: dict[str, dict[int, dict]], names: list[str]) -> list[str]:
+    """A line per model and horizon that does not beat the drift forecast on validation."""
+    return [
+        f"{name} h={h}: no validated skill (validation RMSE {row['rmse_vs_drift']:.3f}x drift, "
+        f"{row['rmse_ratio']:.3f}x naive)"
+        for name in names
+        for h, row in validation[name].items()
+        if not row["rmse_vs_drift"] < 1.0
+    ]
 
 
 def baseline_predictions(dataset: Dataset, split: Split) -> dict[str, np.ndarray]:

@@ -95,6 +95,9 @@ class TrainingReport:
     backtest: dict
     seed: int
     environment: dict
+    validation: dict | None = None  # the same metrics on the validation origins (absent in reports before the gate)
+    gate: dict | None = None  # the skill gate's coefficients (None: served ungated)
+    skill_warnings: list[str] = field(default_factory=list)  # horizons without validated skill
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> file, or why it was not written
     timings: dict[str, float] = field(default_factory=dict)
     registry: RegistryEntry | None = None  # set once the version is stored
@@ -104,6 +107,7 @@ class TrainingReport:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingReport:
+        """A report read back from JSON (earlier reports lack validation, gate and warnings)."""
         return cls(
             **{
                 **values,
@@ -125,6 +129,8 @@ class ProductionReport:
     walk_forward: dict | None = None
     tuning: dict | None = None  # base name -> tuned overrides and learning rate
     metrics: dict | None = None
+    validation: dict | None = None  # bases (gated) and cross-fitted stacking on the validation origins
+    skill_warnings: list[str] | None = None
     regimes: dict | None = None
     uncertainty: dict | None = None
     backtest: dict | None = None

@@ -14,18 +14,20 @@ import pandas as pd
 from atb.data import Candles
 from atb.dataset import FeatureTransform
 from atb.features import feature_matrix
-from atb.layout import FEATURES_FILE, MODEL_DIR, TRANSFORM_FILE
+from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, TRANSFORM_FILE
 from atb.models import ForecastModel, load_model
+from atb.models.gate import GatedModel, SkillGate
 
 ENGINES = ("torch", "onnx")
 
 
 @dataclass
 class Predictor:
-    """A loaded model version: the model, its fitted transform and feature spec."""
+    """A loaded model version: the model (behind its skill gate when the version has one),
+    its fitted transform and feature spec."""
 
     name: str
-    model: ForecastModel
+    model: ForecastModel | GatedModel
     transform: FeatureTransform
     feature_spec: dict
     predict_windows: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # type: ignore[assignment]
@@ -49,6 +51,8 @@ class Predictor:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{spec_path} is corrupt: {exc}") from exc
         model = load_model(directory / MODEL_DIR)
+        if (directory / GATE_FILE).is_file():
+            model = GatedModel(model, SkillGate.load(directory / GATE_FILE))
         return cls(
             name=name or directory.name,
             model=model,
@@ -95,8 +99,9 @@ def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int,
     }
 
 
-def onnx_runtime_predict(model: ForecastModel) -> Callable[[np.ndarray], np.ndarray]:
-    """`predict` through a one-thread ONNX Runtime session of the model, exported in memory."""
+def onnx_runtime_predict(model: ForecastModel | GatedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """`predict` through a one-thread ONNX Runtime session of the model (its gate included),
+    exported in memory."""
     from atb.serve.onnx import OnnxForecaster, onnx_bytes
 
     return OnnxForecaster(onnx_bytes(model), threads=1).predict

@@ -21,7 +21,7 @@ from atb.config import TrainingConfig
 from atb.dataset import Dataset
 from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.diagnostics import write_ensemble_plots
-from atb.evaluation.protocol import backtest, baseline_predictions, evaluate_models
+from atb.evaluation.protocol import backtest, score, skill_warnings
 from atb.evaluation.report import ProductionReport
 from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
@@ -38,10 +38,13 @@ ENSEMBLE_TYPE = "ensemble"
 
 @dataclass
 class SymbolResult:
+    """What the production run of one symbol produced (or why it failed)."""
+
     symbol: str
-    output_dir: Path | None
-    ensemble_version: ModelVersion | None
-    metrics: dict | None
+    output_dir: Path | None = None
+    ensemble_version: ModelVersion | None = None
+    metrics: dict | None = None  # test part
+    validation: dict | None = None  # validation part
     error: str | None = None
 
 
@@ -67,7 +70,7 @@ def train_production(
         except Exception as exc:  # one symbol's failure must not stop the others
             logger.error("production run for %s failed:\n%s", symbol, traceback.format_exc())
             on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
-            results.append(SymbolResult(symbol, None, None, None, error=f"{type(exc).__name__}: {exc}"))
+            results.append(SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}"))
     return results
 
 
@@ -99,7 +102,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     if not production.ensemble:
         report.timings["total_s"] = time.perf_counter() - started
         _write_output(out_dir, report, None)
-        return SymbolResult(symbol, out_dir, None, None)
+        return SymbolResult(symbol, out_dir)
 
     on_event("stage", {"name": "ensemble", "label": f"{symbol}: ensemble"})
     models = {name: base.model for name, base in bases.items()}
@@ -107,8 +110,10 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     fitted = fit_ensemble(dataset, prepared.candles.frame["close"], models, test_predictions, production, config.fit.seed)
     base_refs = {name: base.version.ref for name, base in bases.items()}
     fitted.spec.bases = base_refs
-    metrics = evaluate_models({**fitted.test_predictions, **baseline_predictions(dataset, dataset.test)}, dataset.test, dataset)
+    metrics = score(fitted.test_predictions, dataset.test, dataset)
     report.metrics = metrics
+    report.validation = score(fitted.validation_predictions, dataset.val, dataset)
+    report.skill_warnings = skill_warnings(report.validation, list(fitted.validation_predictions))
     report.regimes = fitted.regime_shares
     report.uncertainty = fitted.uncertainty
     report.backtest = backtest(dataset.test, dataset, fitted.served_prediction)
@@ -153,7 +158,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
         report.ensemble_version = version.ref
         _write_output(out_dir, report, plots_dir)
         _log_to_mlflow(config, report, out_dir)
-    return SymbolResult(symbol, out_dir, version, metrics)
+    return SymbolResult(symbol, out_dir, version, metrics, report.validation)
 
 
 def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandler) -> TrainingConfig:
@@ -189,6 +194,6 @@ def _write_output(out_dir: Path, report: ProductionReport, plots_dir: Path | Non
 def _log_to_mlflow(config: TrainingConfig, report: ProductionReport, out_dir: Path) -> None:
     with symbol_tracker(config, f"{config.data.symbol}-production-{out_dir.name}") as tracker:
         tracker.log_params(config.to_dict())
-        tracker.log_metrics({"test": report.metrics, "uncertainty": report.uncertainty})
+        tracker.log_metrics({"test": report.metrics, "validation": report.validation, "uncertainty": report.uncertainty})
         tracker.log_artifacts(out_dir)
         tracker.set_tags({"kind": "production", "ensemble_version": report.ensemble_version or ""})

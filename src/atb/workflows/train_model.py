@@ -17,7 +17,7 @@ from atb.data import Candles, load_candles
 from atb.dataset import Dataset
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
-from atb.evaluation.protocol import backtest, baseline_predictions, evaluate_models
+from atb.evaluation.protocol import backtest, score, skill_warnings
 from atb.evaluation.report import (
     DataSummary,
     FeatureSummary,
@@ -27,8 +27,9 @@ from atb.evaluation.report import (
     environment,
 )
 from atb.io import atomic_write_json
-from atb.layout import FEATURES_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
+from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model
+from atb.models.gate import GatedModel, SkillGate
 from atb.models.trainer import FitSettings, resolve_device
 from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
@@ -39,10 +40,10 @@ class TrainingResult:
     """What one `train_model` run produced."""
 
     version: ModelVersion
-    model: ForecastModel
+    model: ForecastModel | GatedModel  # as served: behind its skill gate unless the gate is off
     dataset: Dataset
     report: TrainingReport
-    test_prediction: np.ndarray  # the model's forecast of dataset.test
+    test_prediction: np.ndarray  # the served model's forecast of dataset.test
     importance: pd.Series  # of each input feature, as plotted
 
     @property
@@ -96,9 +97,16 @@ def train_model(
 
         on_event("stage", {"name": "evaluate"})
         tic = time.perf_counter()
-        test_prediction = model.predict(dataset.test.X)
-        predictions = {spec.model_type: test_prediction, **baseline_predictions(dataset, dataset.test)}
-        metrics = evaluate_models(predictions, dataset.test, dataset)
+        raw_val, raw_test = model.predict(dataset.val.X), model.predict(dataset.test.X)
+        gate = fit_gate(raw_val, dataset) if spec.skill_gate else None
+        served = GatedModel(model, gate) if gate else model
+        test_predictions = served_and_raw(spec.model_type, gate, raw_test)
+        test_prediction = test_predictions[spec.model_type]
+        metrics = score(test_predictions, dataset.test, dataset)
+        validation = score(served_and_raw(spec.model_type, gate, raw_val), dataset.val, dataset)
+        warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type])
+        for line in warnings:
+            on_event("message", {"text": line})
         timings["evaluate_s"] = time.perf_counter() - tic
 
         report = TrainingReport(
@@ -122,6 +130,9 @@ def train_model(
             backtest=backtest(dataset.test, dataset, test_prediction),
             seed=config.fit.seed,
             environment=environment(device),
+            validation=validation,
+            gate=gate.to_dict() if gate else None,
+            skill_warnings=warnings,
         )
 
         on_event("stage", {"name": "plots"})
@@ -150,6 +161,8 @@ def train_model(
 
         def populate(directory: Path) -> None:
             model.save(directory / MODEL_DIR)
+            if gate:
+                gate.save(directory / GATE_FILE)
             dataset.transform.save(directory / TRANSFORM_FILE)
             atomic_write_json(directory / FEATURES_FILE, feature_spec(prepared, config))
             shutil.copytree(plots_dir, directory / PLOTS_DIR)
@@ -165,23 +178,49 @@ def train_model(
                 "variant": spec.variant,
                 "training_params": config.to_dict(),
                 "metrics": metrics,
+                "validation_metrics": validation,
                 "data_hash": report.data.sha256,
                 "data_span": report.data.span,
                 "mlflow_run_id": tracker.run_id,
             },
         )
         report.registry = RegistryEntry(path=str(version.path), version=version.version)
-        tracker.log_metrics({"test": metrics, "backtest": _flat_backtest(report.backtest), "fit_seconds": timings["fit_s"]})
+        tracker.log_metrics({
+            "test": metrics,
+            "validation": validation,
+            "gate": {"drift_weight": list(gate.drift_weight), "model_weight": list(gate.model_weight)} if gate else {},
+            "backtest": _flat_backtest(report.backtest),
+            "fit_seconds": timings["fit_s"],
+        })
         tracker.log_artifacts(version.path)
         tracker.set_tags({"registry_version": f"{symbol}/{spec.model_type}/{version.version}"})
     return TrainingResult(
         version=version,
-        model=model,
+        model=served,
         dataset=dataset,
         report=report,
         test_prediction=test_prediction,
         importance=importance,
     )
+
+
+def fit_gate(val_prediction: np.ndarray, dataset: Dataset) -> SkillGate | None:
+    """The skill gate fitted on the validation part (log-return targets; price targets are served ungated)."""
+    if dataset.transform.target.kind != "log_return":
+        return None
+    return SkillGate.fit(val_prediction, dataset.val.y, drift=dataset.train.y.mean(axis=0))
+
+
+def raw_name(model_type: str) -> str:
+    """The report's name of a model's ungated forecasts."""
+    return f"{model_type}_raw"
+
+
+def served_and_raw(name: str, gate: SkillGate | None, raw_prediction: np.ndarray) -> dict[str, np.ndarray]:
+    """The served forecasts under the model's name and, when a gate is in front, the raw ones beside them."""
+    if gate is None:
+        return {name: raw_prediction}
+    return {name: gate.apply(raw_prediction), raw_name(name): raw_prediction}
 
 
 def feature_spec(prepared: PreparedData, config: TrainingConfig) -> dict:
