@@ -42,6 +42,9 @@ GapsOpt = Annotated[Optional[str], typer.Option("--gaps", help="Gap policy: erro
 KeepLastOpt = Annotated[bool, typer.Option("--keep-last-bar", help="Keep the last bar of a file (dropped as possibly partial by default).")]
 FundingOpt = Annotated[Optional[Path], typer.Option("--funding", help="Funding-rate CSV (timestamp,funding_rate) as exogenous features.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML file of TrainingConfig fields.")]
+NoSkillGateOpt = Annotated[
+    bool, typer.Option("--no-skill-gate", help="Serve the raw forecasts (by default each is shrunk toward drift/naive as validation supports).")
+]
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
 
 
@@ -247,6 +250,8 @@ def train_model_command(
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Capture the training step as a CUDA graph.")] = False,
     mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="Autocast on CUDA.")] = False,
     override: Annotated[Optional[list[str]], typer.Option("--set", help="Hyperparameter override NAME=VALUE (JSON value), repeatable.")] = None,
+    no_skill_gate: NoSkillGateOpt = False,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -280,6 +285,8 @@ def train_model_command(
             cuda_graphs=cuda_graphs or None,
             mixed_precision=mixed_precision or None,
             overrides=parse_overrides(override) or None,
+            skill_gate=False if no_skill_gate else None,
+            seeds=seeds,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
             tracking_uri=tracking_uri,
@@ -366,6 +373,8 @@ def train_production_command(
     base_models: Annotated[Optional[str], typer.Option("--base-models", help="Comma-separated base model types.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per base model.")] = None,
     no_ensemble: Annotated[bool, typer.Option("--no-ensemble", help="Train the base models only.")] = False,
+    no_skill_gate: NoSkillGateOpt = False,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per base model, averaged (default 3).")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Optuna search per base model before training.")] = False,
     tune_trials: Annotated[Optional[int], typer.Option("--tune-trials")] = None,
     tune_timeout: Annotated[Optional[float], typer.Option("--tune-timeout", help="Seconds per study.")] = None,
@@ -396,6 +405,8 @@ def train_production_command(
             base_models=base_models,
             epochs=epochs,
             ensemble=False if no_ensemble else None,
+            skill_gate=False if no_skill_gate else None,
+            base_seeds=seeds,
             tune=tune or None,
             tune_trials=tune_trials,
             tune_timeout=tune_timeout,

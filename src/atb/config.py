@@ -113,9 +113,11 @@ class ModelSpec:
     variant: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
     skill_gate: bool = True
+    seeds: int = 1  # fits with seeds seed, seed + 1, ...; their forecasts averaged
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", dict(self.overrides or {}))
+        _require(self.seeds >= 1, f"seeds: {self.seeds} must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class ProductionSpec:
     """`atb train production`: base models, ensemble, uncertainty, walk-forward."""
 
     base_models: tuple[str, ...] = ("enhanced_lstm", "transformer", "lightgbm")
+    base_seeds: int = 3  # seeds per base model (a seed ensemble each)
     ensemble: bool = True
     uncertainty: bool = True
     mc_samples: int = 50
@@ -153,6 +156,7 @@ class ProductionSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_models", _names(self.base_models))
         _require(len(self.base_models) > 0, "base_models: at least one base model is needed")
+        _require(self.base_seeds >= 1, f"base_seeds: {self.base_seeds} must be >= 1")
         _require(self.mc_samples >= 1, f"mc_samples: {self.mc_samples} must be >= 1")
         _require(self.wf_splits >= 2, f"wf_splits: {self.wf_splits} must be >= 2")
 

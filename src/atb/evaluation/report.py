@@ -98,6 +98,7 @@ class TrainingReport:
     validation: dict | None = None  # the same metrics on the validation origins (absent in reports before the gate)
     gate: dict | None = None  # the skill gate's coefficients (None: served ungated)
     skill_warnings: list[str] = field(default_factory=list)  # horizons without validated skill
+    seeds: dict | None = None  # a seed ensemble's seeds and each seed's RMSE/naive, with their spread
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> file, or why it was not written
     timings: dict[str, float] = field(default_factory=dict)
     registry: RegistryEntry | None = None  # set once the version is stored

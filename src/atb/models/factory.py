@@ -24,6 +24,7 @@ from atb.models.enhanced_lstm import EnhancedLSTMNetwork
 from atb.models.lightgbm import LightGBMModel
 from atb.models.lstm import LSTMNetwork
 from atb.models.neural import NeuralForecastModel, neural_model_class
+from atb.models.seeds import SeedAverage
 from atb.models.tcn import TCNAttentionNetwork, TCNNetwork
 from atb.models.transformer import TransformerNetwork
 
@@ -102,9 +103,11 @@ def build_network(
     return model.build_network()
 
 
-def load_model(directory: str | Path) -> ForecastModel:
-    """A fitted model from a directory written by `ForecastModel.save` (no unpickling)."""
+def load_model(directory: str | Path) -> ForecastModel | SeedAverage:
+    """A fitted model (or seed ensemble) from a directory written by its `save` (no unpickling)."""
     params = read_params(directory)
+    if "seeds" in params:
+        return SeedAverage.load(Path(directory), params, load_model)
     return model_class(params["model_type"]).from_saved(Path(directory), params)
 
 

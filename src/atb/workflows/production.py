@@ -88,7 +88,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
 
     bases: dict[str, TrainingResult] = {}
     for name in production.base_models:
-        base_cfg = config.replace(model_type=name)
+        base_cfg = config.replace(model_type=name, seeds=production.base_seeds)
         if config.tuning.tune and name in config.tuning.tune_models:
             base_cfg = tuned_config(base_cfg, dataset, on_event)
             report.tuning = report.tuning or {}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from atb.data import Candles, load_candles
 from atb.dataset import Dataset
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
-from atb.evaluation.protocol import backtest, score, skill_warnings
+from atb.evaluation.protocol import backtest, evaluate_models, score, skill_warnings
 from atb.evaluation.report import (
     DataSummary,
     FeatureSummary,
@@ -28,8 +29,9 @@ from atb.evaluation.report import (
 )
 from atb.io import atomic_write_json
 from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
-from atb.models import ForecastModel, create_model
+from atb.models import ForecastModel, create_model, model_class
 from atb.models.gate import GatedModel, SkillGate
+from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
@@ -40,7 +42,7 @@ class TrainingResult:
     """What one `train_model` run produced."""
 
     version: ModelVersion
-    model: ForecastModel | GatedModel  # as served: behind its skill gate unless the gate is off
+    model: ForecastModel | SeedAverage | GatedModel  # as served: behind its skill gate unless the gate is off
     dataset: Dataset
     report: TrainingReport
     test_prediction: np.ndarray  # the served model's forecast of dataset.test
@@ -77,8 +79,7 @@ def train_model(
         timings["data_and_features_s"] = time.perf_counter() - tic
     dataset = prepared.dataset
 
-    model = create_model(spec.model_type, dataset.input_shape, horizons=dataset.horizons, variant=spec.variant, **spec.overrides)
-    device = str(resolve_device(config.fit.device)) if model.is_neural else "cpu"
+    device = str(resolve_device(config.fit.device)) if model_class(spec.model_type).is_neural else "cpu"
     registry = ModelRegistry(config.output.registry_dir)
     run_name = f"{symbol}-{spec.model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
     with symbol_tracker(config, run_name) as tracker, tempfile.TemporaryDirectory(prefix="atb-train-") as scratch:
@@ -91,8 +92,8 @@ def train_model(
 
         on_event("stage", {"name": "fit"})
         tic = time.perf_counter()
-        settings = FitSettings.from_spec(config.fit, checkpoint_dir=Path(scratch) / "checkpoint")
-        history = model.fit(dataset.train, dataset.val, settings, on_epoch=on_epoch)
+        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event)
+        history = model.history_  # of the first seed when several were fitted
         timings["fit_s"] = time.perf_counter() - tic
 
         on_event("stage", {"name": "evaluate"})
@@ -105,6 +106,7 @@ def train_model(
         metrics = score(test_predictions, dataset.test, dataset)
         validation = score(served_and_raw(spec.model_type, gate, raw_val), dataset.val, dataset)
         warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type])
+        seed_spread = seed_metrics(model, dataset) if isinstance(model, SeedAverage) else None
         for line in warnings:
             on_event("message", {"text": line})
         timings["evaluate_s"] = time.perf_counter() - tic
@@ -133,6 +135,7 @@ def train_model(
             validation=validation,
             gate=gate.to_dict() if gate else None,
             skill_warnings=warnings,
+            seeds=seed_spread,
         )
 
         on_event("stage", {"name": "plots"})
@@ -202,6 +205,44 @@ def train_model(
         test_prediction=test_prediction,
         importance=importance,
     )
+
+
+def fit_model(
+    config: TrainingConfig, dataset: Dataset, checkpoint_dir: Path, on_epoch: Callable[[dict], None], on_event: EventHandler
+) -> ForecastModel | SeedAverage:
+    """The configured model fitted on the training part (early stopping on validation): one fit,
+    or a seed ensemble of `config.model.seeds` fits with seeds seed, seed + 1, ..."""
+    spec = config.model
+    settings = FitSettings.from_spec(config.fit, checkpoint_dir=checkpoint_dir)
+
+    def build() -> ForecastModel:
+        return create_model(spec.model_type, dataset.input_shape, horizons=dataset.horizons, variant=spec.variant, **spec.overrides)
+
+    if spec.seeds == 1:
+        model = build()
+        model.fit(dataset.train, dataset.val, settings, on_epoch=on_epoch)
+        return model
+
+    def fit_one(member: ForecastModel, seed: int) -> None:
+        on_event("stage", {"name": "fit", "label": f"fit (seed {seed})"})
+        seed_settings = replace(settings, seed=seed, checkpoint_dir=checkpoint_dir / member_dir(seed))
+        member.fit(dataset.train, dataset.val, seed_settings, on_epoch=on_epoch)
+
+    return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)
+
+
+def seed_metrics(model: SeedAverage, dataset: Dataset) -> dict:
+    """Each seed's raw test and validation RMSE/naive per horizon, and their spread (std) over seeds."""
+    out: dict = {"seeds": model.seeds}
+    for part in ("validation", "test"):
+        split = dataset.val if part == "validation" else dataset.test
+        members = evaluate_models(
+            {member_dir(seed): member.predict(split.X) for seed, member in zip(model.seeds, model.members)}, split, dataset
+        )
+        ratios = {name: {h: row["rmse_ratio"] for h, row in per_h.items()} for name, per_h in members.items()}
+        spread = {h: float(np.std([r[h] for r in ratios.values()], ddof=1)) for h in dataset.horizons}
+        out[part] = {"rmse_ratio": ratios, "rmse_ratio_std": spread}
+    return out
 
 
 def fit_gate(val_prediction: np.ndarray, dataset: Dataset) -> SkillGate | None:
