@@ -439,6 +439,61 @@ def train_production_command(
 
 
 @app.command()
+def benchmark(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Candle files, one series each (default: the bundled BTCUSDT sample).")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model types (default: every registered type).")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per model: 42, 43, ...")] = 3,
+    walk_forward: Annotated[int, typer.Option("--walk-forward", help="Also K expanding walk-forward folds per series (0: none).")] = 0,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per fit.")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="lightweight, default or deep, for every type that has it.")] = None,
+    no_skill_gate: NoSkillGateOpt = False,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the inference timings.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Directory for benchmark.json/.md/.png.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The protocol leaderboard: every model x series x seed, skill-gated and raw, beside naive and drift."""
+    import time
+
+    from atb.models import AVAILABLE_MODELS
+    from atb.workflows.benchmark import Series, run_benchmark, write_outputs
+
+    def action():
+        cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False)
+        series = [Series.of_file(path) for path in files] if files else [Series(cfg.data.symbol)]
+        types = [t.strip() for t in models.split(",") if t.strip()] if models else list(AVAILABLE_MODELS)
+        with ProgressView(cfg.fit.epochs) as view:
+            result = run_benchmark(cfg, series, types, [cfg.fit.seed + i for i in range(seeds)], walk_forward, not no_latency, view.handle)
+        directory = output or cfg.output.output_dir / f"benchmark_{time.strftime('%Y%m%d-%H%M%S')}"
+        return result, write_outputs(result, directory)
+
+    result, paths = run_guarded(action)
+    from atb.evaluation.leaderboard import MEAN_OVER_SERIES
+
+    for kind, per_series in result["summary"].items():
+        shown = {MEAN_OVER_SERIES: per_series[MEAN_OVER_SERIES]} if len(per_series) > 2 else {k: v for k, v in per_series.items() if k != MEAN_OVER_SERIES}
+        for series, entries in shown.items():
+            console.print(leaderboard_view(entries, f"{kind}, {series}: test RMSE/naive of the served forecast (raw, validation) per horizon"))
+    console.print(f"Leaderboard: {paths['markdown']}, {paths['json']}, {paths['chart']}")
+
+
+def leaderboard_view(entries: dict, title: str) -> Table:
+    table = Table(title=title)
+    horizons = list(next(iter(entries.values()))["horizons"])
+    table.add_column("model")
+    table.add_column("fit s", justify="right")
+    for h in horizons:
+        table.add_column(f"h={h}", justify="right")
+    for model, entry in entries.items():
+        cells = []
+        for h in horizons:
+            figures = entry["horizons"][h]
+            served, raw, val = figures["rmse_ratio"], figures["rmse_ratio_raw"]["mean"], figures["val_rmse_ratio_raw"]["mean"]
+            cells.append(f"{served['mean']:.3f}±{served['std']:.3f} ({raw:.3f}, {val:.3f})")
+        table.add_row(model, f"{entry['fit_s']:.1f}", *cells)
+    return table
+
+
+@app.command()
 def regimes(
     symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
     data: DataOpt = None,

@@ -32,7 +32,7 @@ from atb.timeframes import TIMEFRAMES
 
 GAP_POLICIES = ("error", "ffill", "keep")
 TARGET_KINDS = ("log_return", "price")
-SELECTION_TARGETS = ("return", "close")
+SELECTION_TARGETS = ("return", "next_return", "close")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -80,7 +80,7 @@ class DatasetSpec:
     lookback: int = 60
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     n_features: int = 60
-    selection_target: str = "return"
+    selection_target: str = "return"  # |corr| with every horizon's log return; "next_return": the 1-bar one; "close": the price
     target_kind: str = "log_return"
 
     def __post_init__(self) -> None:

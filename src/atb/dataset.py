@@ -273,10 +273,11 @@ def build_dataset(
 
     train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
-    if spec.selection_target == "return":
+    if spec.selection_target in ("return", "next_return"):
         close = candles["close"].to_numpy(dtype=float)
-        future = np.stack([close[train_origins + h] for h in horizons], axis=1)
-        targets = target.from_prices(close[train_origins], future)  # for selection only; split_at rebuilds them
+        selection_horizons = horizons if spec.selection_target == "return" else (1,)
+        future = np.stack([close[train_origins + h] for h in selection_horizons], axis=1)
+        targets = np.log(future / close[train_origins, None])  # for selection only; split_at rebuilds the targets
         selection_y = pd.DataFrame(targets, index=features.index[train_origins])
         selected, scores = select_features(train_features.loc[selection_y.index], selection_y, spec.n_features)
     else:

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from atb.dataset import Split
+from atb.evaluation.speed import time_inference
 from atb.models import AVAILABLE_MODELS, create_model
 from atb.models.trainer import FitSettings, resolve_device
 from atb.serve.onnx import OnnxForecaster, onnx_bytes
@@ -101,35 +102,6 @@ def whole_batches(split: Split, batch_size: int) -> Split:
     return split.subset(slice(0, len(split) // batch_size * batch_size))
 
 
-def time_inference(engines: dict[str, Callable[[np.ndarray], object]], X: np.ndarray, calls: int,
-                   warm_up: int = 20) -> dict[str, dict]:
-    """Per engine: single-origin latency percentiles (ms) and batch-of-1000 throughput
-    (windows/s). Single calls are interleaved engine by engine, the first engine
-    rotating, so a noisy machine slows every engine alike and their ratio holds
-    within the run."""
-    for i in range(warm_up):
-        for predict in engines.values():
-            predict(X[i:i + 1])
-    latencies: dict[str, list[float]] = {name: [] for name in engines}
-    names = list(engines)
-    for i in range(calls):
-        window = X[i % len(X)][None]
-        first = i % len(names)
-        for name in names[first:] + names[:first]:
-            latencies[name].append(_timed(engines[name], window))
-    batch = np.resize(X, (1000, *X.shape[1:]))
-    results = {}
-    for name, predict in engines.items():
-        predict(batch)
-        batch_seconds = min(_timed(predict, batch) for _ in range(3))
-        results[name] = {
-            "p50_ms": 1e3 * float(np.percentile(latencies[name], 50)),
-            "p99_ms": 1e3 * float(np.percentile(latencies[name], 99)),
-            "batch1000_per_second": 1000 / batch_seconds,
-        }
-    return results
-
-
 def bare_forward(model) -> Callable[[np.ndarray], torch.Tensor]:
     """The fitted network called directly, as a hand-written serving loop would: no
     input checks, no chunking; the output is brought to the host (a no-op on the
@@ -146,12 +118,6 @@ def bare_forward(model) -> Callable[[np.ndarray], torch.Tensor]:
 def report(model_type: str, what: str, timing: dict) -> None:
     print(f"{model_type:15s} {what:9s}: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms, "
           f"batch of 1000: {timing['batch1000_per_second']:,.0f} windows/s")
-
-
-def _timed(function, *args) -> float:
-    started = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - started
 
 
 def main() -> None:

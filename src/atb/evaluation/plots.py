@@ -149,6 +149,33 @@ def plot_model_comparison(metrics: Mapping[str, Mapping[int, Mapping]], path: st
     return _save(fig, path)
 
 
+def plot_leaderboard(entries: Mapping[str, Mapping], path: str | Path, title: str) -> Path:
+    """Test RMSE/naive per horizon (served forecast, mean with its std as error bars) and the raw
+    model's beside it (hollow), one group per model; the naive forecast is the line at 1."""
+    if not entries:
+        raise ValueError("entries must map at least one model to its summary")
+    models = list(entries)
+    horizons = list(next(iter(entries.values()))["horizons"])
+    positions = np.arange(len(models))
+    width = 0.8 / len(horizons)
+    fig = Figure(figsize=(max(9, 0.9 * len(models) + 3), 5), layout="constrained")
+    ax = fig.subplots()
+    for i, h in enumerate(horizons):
+        offset = positions + (i - (len(horizons) - 1) / 2) * width
+        served = [entries[m]["horizons"][h]["rmse_ratio"] for m in models]
+        raw = [entries[m]["horizons"][h]["rmse_ratio_raw"]["mean"] for m in models]
+        bars = ax.bar(offset, [s["mean"] for s in served], width, yerr=[s["std"] for s in served], capsize=2, label=f"h={h}")
+        ax.scatter(offset, raw, marker="o", facecolors="none", edgecolors=bars.patches[0].get_facecolor(), zorder=3)
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_xticks(positions, models, rotation=30, ha="right")
+    ax.set(ylabel="test RMSE / naive RMSE", title=title)
+    low = min(s["mean"] for m in models for s in (entries[m]["horizons"][h]["rmse_ratio"] for h in horizons))
+    ax.set_ylim(bottom=max(0.0, low - 0.05))
+    ax.legend(title="bars: served (gated); circles: raw")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
 def plot_predictions_vs_actual(
     origin_time: Sequence,
     actual: np.ndarray,

@@ -32,6 +32,7 @@ PARAMS_FILE = "params.json"
 FORMAT_VERSION = 1
 LAG_SEPARATOR = "@t-"  # input column names: "feature@t-k", feature k bars before the origin
 
+BASELINE_FAMILY = "baseline"  # the ensemble family of the reference forecasts (naive, drift)
 CAPABILITIES = ("is_neural", "supports_mc_dropout", "has_attention", "onnx_exportable", "has_feature_importance")
 
 

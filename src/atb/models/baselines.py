@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from atb.models.base import ForecastModel, horizon_mae, mae_history_row
+from atb.models.base import BASELINE_FAMILY, ForecastModel, horizon_mae, mae_history_row
 from atb.models.trainer import FitSettings
 from atb.windows import Windows
 
@@ -23,7 +23,7 @@ class _Baseline(ForecastModel):
     """A closed-form forecast: fitting is one pass over the training targets."""
 
     variants = {"default": {}}
-    ensemble_family = "baseline"
+    ensemble_family = BASELINE_FAMILY
 
     def fit(
         self,

@@ -30,6 +30,7 @@ from atb.evaluation.report import (
 from atb.io import atomic_write_json
 from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model, model_class
+from atb.models.base import BASELINE_FAMILY
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
@@ -99,7 +100,7 @@ def train_model(
         on_event("stage", {"name": "evaluate"})
         tic = time.perf_counter()
         raw_val, raw_test = model.predict(dataset.val.X), model.predict(dataset.test.X)
-        gate = fit_gate(raw_val, dataset) if spec.skill_gate else None
+        gate = fit_gate(raw_val, dataset) if spec.skill_gate and is_gated(spec.model_type) else None
         served = GatedModel(model, gate) if gate else model
         test_predictions = served_and_raw(spec.model_type, gate, raw_test)
         test_prediction = test_predictions[spec.model_type]
@@ -243,6 +244,11 @@ def seed_metrics(model: SeedAverage, dataset: Dataset) -> dict:
         spread = {h: float(np.std([r[h] for r in ratios.values()], ddof=1)) for h in dataset.horizons}
         out[part] = {"rmse_ratio": ratios, "rmse_ratio_std": spread}
     return out
+
+
+def is_gated(model_type: str) -> bool:
+    """Whether a type's forecasts pass the skill gate: every type but the reference forecasts themselves."""
+    return model_class(model_type).ensemble_family != BASELINE_FAMILY
 
 
 def fit_gate(val_prediction: np.ndarray, dataset: Dataset) -> SkillGate | None:

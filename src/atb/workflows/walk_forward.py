@@ -10,7 +10,7 @@ shares them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -33,14 +33,9 @@ def run_walk_forward(
     embargo: int = 0,
 ) -> dict[str, dict]:
     """Per model type: per-fold metrics for the model and the naive forecast, and their mean/std per horizon."""
-    candles, features, spec = prepared.candles.frame, prepared.features, config.dataset
-    origins = forecast_origins(features, spec.lookback, spec.max_horizon)
-    folds = walk_forward_folds(
-        len(origins), n_splits=config.production.wf_splits, max_horizon=spec.max_horizon, embargo=embargo, mode=mode
-    )
+    spec = config.dataset
     per_fold: dict[str, list[dict]] = {model_type: [] for model_type in model_types}
-    for fold in folds:
-        dataset = build_dataset(candles, features, spec, parts=(fold.train, fold.val, fold.test))
+    for fold, dataset in fold_datasets(config, prepared, config.production.wf_splits, mode, embargo):
         spans = fold_spans(fold, dataset)
         baseline_metrics = evaluate_models(baseline_predictions(dataset, dataset.test), dataset.test, dataset)
         for model_type in model_types:
@@ -60,6 +55,16 @@ def run_walk_forward(
         }
         for model_type, results in per_fold.items()
     }
+
+
+def fold_datasets(
+    config: TrainingConfig, prepared: PreparedData, n_splits: int, mode: str = "expanding", embargo: int = 0
+) -> Iterator[tuple[Fold, Dataset]]:
+    """Each walk-forward fold and its dataset (selection and scaler fitted on the fold's training rows)."""
+    candles, features, spec = prepared.candles.frame, prepared.features, config.dataset
+    origins = forecast_origins(features, spec.lookback, spec.max_horizon)
+    for fold in walk_forward_folds(len(origins), n_splits=n_splits, max_horizon=spec.max_horizon, embargo=embargo, mode=mode):
+        yield fold, build_dataset(candles, features, spec, parts=(fold.train, fold.val, fold.test))
 
 
 def fold_spans(fold: Fold, dataset: Dataset) -> dict:

@@ -1,0 +1,192 @@
+"""`atb benchmark`: the protocol leaderboard in one command.
+
+For every series, every model type (and the stacking ensemble of the default
+bases when they are all benchmarked) and every seed: fit on the training part,
+fit the skill gate on the validation part, score on the test part beside naive
+and drift, raw and gated; optionally again on every walk-forward fold. Each
+fit is timed; inference speed, parameter count and weights size are measured
+once per type. Nothing is stored in the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from atb.config import ProductionSpec, TrainingConfig
+from atb.dataset import Dataset
+from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
+from atb.evaluation.leaderboard import MEAN_OVER_SERIES, leaderboard_markdown, summarise_runs
+from atb.evaluation.plots import plot_leaderboard
+from atb.evaluation.protocol import score
+from atb.evaluation.speed import time_inference
+from atb.io import atomic_write_json, atomic_write_text
+from atb.models import model_class
+from atb.models.gate import GatedModel, SkillGate
+from atb.serve.onnx import OnnxForecaster, onnx_bytes
+from atb.workflows.steps import EventHandler, ignore_events, prepare_data
+from atb.workflows.train_model import fit_gate, fit_model, is_gated
+from atb.workflows.walk_forward import fold_datasets
+
+HOLDOUT = "holdout"  # the protocol's 70/15/15 split
+ENSEMBLE_BASES = ProductionSpec().base_models
+
+
+@dataclass(frozen=True)
+class Series:
+    """A candle series: a file, or the bundled sample when `path` is None."""
+
+    symbol: str
+    path: Path | None = None
+
+    @classmethod
+    def of_file(cls, path: Path) -> Series:
+        """The series in `path`, named by the part of the file name before the first "_" (BTCUSDT_1d.csv -> BTCUSDT)."""
+        return cls(symbol=path.stem.split("_")[0].upper(), path=path)
+
+
+def run_benchmark(
+    config: TrainingConfig,
+    series: Sequence[Series],
+    model_types: Sequence[str],
+    seeds: Sequence[int],
+    folds: int = 0,
+    latency: bool = True,
+    on_event: EventHandler = ignore_events,
+) -> dict:
+    """Every run's figures, their summary (mean and std over seeds and folds, and over series),
+    and speed per model type; JSON-ready."""
+    runs, served_models, timing_windows = [], {}, None
+    for item in series:
+        cfg = config.replace(symbol=item.symbol, data_path=item.path)
+        prepared = prepare_data(cfg)
+        splits = [(HOLDOUT, prepared.dataset)]
+        splits += [(f"fold_{fold.index}", dataset) for fold, dataset in fold_datasets(cfg, prepared, folds)] if folds else []
+        for split, dataset in splits:
+            for seed in seeds:
+                served = {}
+                for model_type in model_types:
+                    on_event("stage", {"name": "fit", "label": f"{item.symbol} {split} {model_type} seed {seed}"})
+                    run_cfg = cfg.replace(model_type=model_type, variant=variant_of(model_type, cfg.model.variant), seed=seed, seeds=1)
+                    tic = time.perf_counter()
+                    with tempfile.TemporaryDirectory(prefix="atb-benchmark-") as scratch:
+                        model = fit_model(run_cfg, dataset, Path(scratch), lambda row: on_event("epoch", row), on_event)
+                    fit_seconds = time.perf_counter() - tic
+                    raw_val, raw_test = model.predict(dataset.val.X), model.predict(dataset.test.X)
+                    gate = fit_gate(raw_val, dataset) if config.model.skill_gate and is_gated(model_type) else None
+                    served[model_type] = GatedModel(model, gate) if gate else model
+                    runs.append(_run(item.symbol, split, model_type, seed, fit_seconds, dataset, raw_val, raw_test, gate))
+                if set(ENSEMBLE_BASES) <= set(served):
+                    runs.append(_ensemble_run(item.symbol, split, seed, dataset, prepared.candles.frame["close"], served))
+                if timing_windows is None:  # the first series' holdout split and first seed
+                    served_models, timing_windows = served, dataset.test.X
+    return {
+        "machine": machine(),
+        "config": config.to_dict(),
+        "series": [item.symbol for item in series],
+        "models": list(model_types) + ([SERVED_METHOD] if set(ENSEMBLE_BASES) <= set(model_types) else []),
+        "seeds": list(seeds),
+        "folds": folds,
+        "runs": runs,
+        "summary": summarise_runs(runs),
+        "speed": {name: measure_speed(model, timing_windows) for name, model in served_models.items()} if latency else {},
+    }
+
+
+def variant_of(model_type: str, variant: str) -> str:
+    """`variant` where the type has it, else the type's default (the baselines have no other)."""
+    return variant if variant in model_class(model_type).variants else "default"
+
+
+def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw_test, gate: SkillGate | None) -> dict:
+    """One fit's figures per horizon: test metrics of the served (gated) forecast, the raw test
+    and validation RMSE/naive, and the gate's weights."""
+    served_val, served_test = (gate.apply(raw_val), gate.apply(raw_test)) if gate else (raw_val, raw_test)
+    test = score({"served": served_test, "raw": raw_test}, dataset.test, dataset)
+    val = score({"served": served_val, "raw": raw_val}, dataset.val, dataset)
+    horizons = {}
+    for j, h in enumerate(dataset.horizons):
+        row = test["served"][h]
+        horizons[h] = {
+            "rmse_ratio": row["rmse_ratio"],
+            "rmse_ratio_raw": test["raw"][h]["rmse_ratio"],
+            "mase": row["mase"],
+            "directional_accuracy": row["directional_accuracy"],
+            "majority_accuracy": row["majority_accuracy"],
+            "direction_pvalue": row["direction_pvalue"],
+            "dm_pvalue": row["dm_pvalue"],
+            "val_rmse_ratio": val["served"][h]["rmse_ratio"],
+            "val_rmse_ratio_raw": val["raw"][h]["rmse_ratio"],
+            "gate_a": float(gate.drift_weight[j]) if gate else None,
+            "gate_k": float(gate.model_weight[j]) if gate else None,
+        }
+    return {"series": symbol, "split": split, "model": model, "seed": seed, "fit_s": fit_seconds, "horizons": horizons}
+
+
+def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict) -> dict:
+    """The stacking ensemble of the (gated) default bases: fitted on their validation forecasts,
+    scored on the test part; its validation figure is cross-fitted."""
+    tic = time.perf_counter()
+    bases = {name: served[name] for name in ENSEMBLE_BASES}
+    test_predictions = {name: model.predict(dataset.test.X) for name, model in bases.items()}
+    fitted = fit_ensemble(dataset, close, bases, test_predictions, ProductionSpec(uncertainty=False), seed)
+    test = score({"served": fitted.served_prediction}, dataset.test, dataset)["served"]
+    val = score({"served": fitted.validation_predictions[SERVED_METHOD]}, dataset.val, dataset)["served"]
+    horizons = {
+        h: {
+            "rmse_ratio": row["rmse_ratio"],
+            "rmse_ratio_raw": row["rmse_ratio"],
+            "mase": row["mase"],
+            "directional_accuracy": row["directional_accuracy"],
+            "majority_accuracy": row["majority_accuracy"],
+            "direction_pvalue": row["direction_pvalue"],
+            "dm_pvalue": row["dm_pvalue"],
+            "val_rmse_ratio": val[h]["rmse_ratio"],
+            "val_rmse_ratio_raw": val[h]["rmse_ratio"],
+            "gate_a": None,
+            "gate_k": None,
+        }
+        for h, row in test.items()
+    }
+    return {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
+
+
+def measure_speed(model, X: np.ndarray) -> dict:
+    """Single-forecast p50/p99 and batch-1,000 throughput (torch, and ONNX Runtime for
+    exportable models), learned values and the saved weights' size."""
+    engines = {"torch": model.predict}
+    if model.onnx_exportable:
+        engines["onnx"] = OnnxForecaster(onnx_bytes(model), threads=1).predict
+    timings = time_inference(engines, X, calls=200)
+    with tempfile.TemporaryDirectory(prefix="atb-benchmark-") as scratch:
+        model.save(Path(scratch) / "model")
+        weights_bytes = sum(path.stat().st_size for path in Path(scratch).rglob("*") if path.is_file())
+    return {**timings, "parameters": model.n_parameters(), "weights_bytes": weights_bytes}
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def write_outputs(result: dict, directory: Path) -> dict[str, Path]:
+    """`benchmark.json`, `benchmark.md` and `benchmark.png` (the mean over series of the holdout split)."""
+    paths = {"json": directory / "benchmark.json", "markdown": directory / "benchmark.md", "chart": directory / "benchmark.png"}
+    atomic_write_json(paths["json"], result)
+    atomic_write_text(paths["markdown"], leaderboard_markdown(result))
+    series = ", ".join(result["series"])
+    plot_leaderboard(result["summary"][HOLDOUT][MEAN_OVER_SERIES], paths["chart"], f"Test RMSE / naive, mean over {series}")
+    return paths
