@@ -638,7 +638,7 @@ def models_export(
 ) -> None:
     """Export a neural model version to ONNX (inputs [batch, lookback, features], outputs [batch, horizons])."""
     from atb.serve import load_version
-    from atb.serve.onnx import export_onnx
+    from atb.models.onnx import export_onnx
 
     def action():
         predictor = load_version(registry_dir(registry), symbol, model_type=model_type, ref=ref)

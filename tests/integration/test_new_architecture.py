@@ -19,7 +19,7 @@ from atb.models.neural import neural_model_class
 from atb.models.trainer import FitSettings
 from atb.serve import load_version
 from atb.serve.ensemble import EnsemblePredictor
-from atb.serve.onnx import OnnxForecaster, onnx_bytes
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.workflows.production import train_production
 from atb.workflows.train_model import train_model
 from atb.workflows.tuning import tune_model

@@ -118,7 +118,7 @@ def test_onnx_export_matches_the_stored_model(trained):
 
     from atb.data import load_candles
     from atb.serve import load_version
-    from atb.serve.onnx import OnnxForecaster
+    from atb.models.onnx import OnnxForecaster
 
     root, _, _, _ = trained
     with pytest.MonkeyPatch.context() as mp:

@@ -102,6 +102,6 @@ def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int,
 def onnx_runtime_predict(model: ForecastModel | GatedModel) -> Callable[[np.ndarray], np.ndarray]:
     """`predict` through a one-thread ONNX Runtime session of the model (its gate included),
     exported in memory."""
-    from atb.serve.onnx import OnnxForecaster, onnx_bytes
+    from atb.models.onnx import OnnxForecaster, onnx_bytes
 
     return OnnxForecaster(onnx_bytes(model), threads=1).predict

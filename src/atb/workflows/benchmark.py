@@ -31,7 +31,7 @@ from atb.evaluation.speed import time_inference
 from atb.io import atomic_write_json, atomic_write_text
 from atb.models import model_class
 from atb.models.gate import GatedModel, SkillGate
-from atb.serve.onnx import OnnxForecaster, onnx_bytes
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.workflows.steps import EventHandler, ignore_events, prepare_data
 from atb.workflows.train_model import fit_gate, fit_model, is_gated
 from atb.workflows.walk_forward import fold_datasets

@@ -10,7 +10,7 @@ import pytest
 from atb.models import create_model
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.trainer import FitSettings
-from atb.serve.onnx import OnnxForecaster, onnx_bytes
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.windows import Windows
 
 RNG = np.random.default_rng(0)

@@ -6,7 +6,7 @@ import pytest
 from atb.models import create_model, load_model
 from atb.models.seeds import SeedAverage
 from atb.models.trainer import FitSettings
-from atb.serve.onnx import OnnxForecaster, onnx_bytes
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.windows import Windows
 
 RNG = np.random.default_rng(0)
