@@ -252,6 +252,10 @@ def train_model_command(
     override: Annotated[Optional[list[str]], typer.Option("--set", help="Hyperparameter override NAME=VALUE (JSON value), repeatable.")] = None,
     no_skill_gate: NoSkillGateOpt = False,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
+    also: Annotated[
+        Optional[list[str]],
+        typer.Option("--also", help="Train one model on these series too (candle files, or symbols from the same exchange); repeatable or comma-separated."),
+    ] = None,
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -287,6 +291,7 @@ def train_model_command(
             overrides=parse_overrides(override) or None,
             skill_gate=False if no_skill_gate else None,
             seeds=seeds,
+            also=",".join(also) if also else None,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
             tracking_uri=tracking_uri,
@@ -637,8 +642,8 @@ def models_export(
     registry: RegistryOpt = None,
 ) -> None:
     """Export a neural model version to ONNX (inputs [batch, lookback, features], outputs [batch, horizons])."""
-    from atb.serve import load_version
     from atb.models.onnx import export_onnx
+    from atb.serve import load_version
 
     def action():
         predictor = load_version(registry_dir(registry), symbol, model_type=model_type, ref=ref)

@@ -53,14 +53,25 @@ class DataSpec:
     drop_partial_last_bar: bool = True
     funding_path: Path | None = None
     cache_dir: Path = Path.home() / ".cache" / "atb"
+    also: tuple[str, ...] = ()  # more series for a global model: candle files, or symbols from the same source
 
     def __post_init__(self) -> None:
         for name in ("data_path", "funding_path", "cache_dir"):
             _coerce_path(self, name)
+        object.__setattr__(self, "also", tuple(str(v) for v in _as_tuple(self.also)))
+        _require(not (self.also and self.funding_path), "also: a global model over several series cannot use funding features (funding_path is set)")
         _require(bool(self.symbol) and self.symbol.strip() == self.symbol, f"symbol: {self.symbol!r} must be a non-empty name without spaces")
         _require(self.timeframe in TIMEFRAMES, f"timeframe: {self.timeframe!r} is not one of {list(TIMEFRAMES)}")
         _require(self.gap_policy in GAP_POLICIES, f"gap_policy: {self.gap_policy!r} is not one of {list(GAP_POLICIES)}")
         _require(self.days is None or self.days > 0, f"days: {self.days} must be positive")
+
+    def series_of(self, item: str) -> DataSpec:
+        """The DataSpec of one `also` entry: a candle file (symbol from its name, BTCUSDT_1d.csv -> BTCUSDT),
+        else a symbol loaded like this spec's (same exchange, timeframe and span)."""
+        path = Path(item)
+        if path.suffix:
+            return dataclasses.replace(self, symbol=path.stem.split("_")[0].upper(), data_path=path, funding_path=None, also=())
+        return dataclasses.replace(self, symbol=item.upper(), data_path=None, funding_path=None, also=())
 
     @property
     def source(self) -> str:
@@ -79,8 +90,11 @@ class DatasetSpec:
     horizons: tuple[int, ...] = (1, 7, 30)
     lookback: int = 60
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
-    n_features: int = 60
-    selection_target: str = "return"  # |corr| with every horizon's log return; "next_return": the 1-bar one; "close": the price
+    # Chosen on the validation part (tests/benchmarks/bench_selection.py; README): top 20 by
+    # |corr| with the next bar's log return. "return": mean |corr| over every horizon's log
+    # return (the overlapping long-horizon target dominates it); "close": the price.
+    n_features: int = 20
+    selection_target: str = "next_return"
     target_kind: str = "log_return"
 
     def __post_init__(self) -> None:

@@ -190,6 +190,32 @@ class Dataset:
         }
 
 
+def auxiliary_training_windows(
+    candles: pd.DataFrame, features: pd.DataFrame, transform: FeatureTransform, last_origin: pd.Timestamp
+) -> Split:
+    """Training windows of another series for a global model: the target's selected features,
+    scaled by this series' own RobustScaler fitted on its rows up to `last_origin` (the target's
+    last training origin), at origins up to `last_origin` only, so no window or target reaches
+    the target's validation or test dates."""
+    if not features.index.equals(candles.index):
+        raise ValueError("features and candles must share the same index")
+    origins = forecast_origins(features, transform.lookback, max(transform.target.horizons))
+    origins = origins[features.index[origins] <= last_origin]
+    if len(origins) < 2:
+        raise ValueError(f"the series has {len(origins)} forecast origins up to {last_origin}, the target's last training origin")
+    rows = features[transform.feature_names].iloc[origins[0] - transform.lookback + 1 : origins[-1] + 1]
+    scaler = RobustScaler().fit(rows.to_numpy(dtype=float))
+    own = FeatureTransform(
+        feature_names=transform.feature_names,
+        center=scaler.center_,
+        scale=np.where(scaler.scale_ > 0, scaler.scale_, 1.0),
+        lookback=transform.lookback,
+        target=transform.target,
+        clip=transform.clip,
+    )
+    return own.split_at(features, candles["close"], origins)
+
+
 def split_origins(n_origins: int, fractions: tuple[float, float, float], purge: int) -> tuple[slice, slice, slice]:
     """Chronological train/val/test slices over origin positions.
 

@@ -34,8 +34,8 @@ import torch
 from atb.dataset import Split
 from atb.evaluation.speed import time_inference
 from atb.models import AVAILABLE_MODELS, create_model
-from atb.models.trainer import FitSettings, resolve_device
 from atb.models.onnx import OnnxForecaster, onnx_bytes
+from atb.models.trainer import FitSettings, resolve_device
 
 LOOKBACK, N_FEATURES, HORIZONS, N_WINDOWS, BATCH_SIZE = 60, 61, (1, 7, 30), 3700, 64
 INFERENCE_FIT_WINDOWS = 512  # neural types timed for inference only are fitted briefly on this many

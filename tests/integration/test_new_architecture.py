@@ -16,10 +16,10 @@ from atb.data import load_candles
 from atb.models import AVAILABLE_MODELS
 from atb.models.factory import MODEL_CLASSES, tunable_models
 from atb.models.neural import neural_model_class
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.models.trainer import FitSettings
 from atb.serve import load_version
 from atb.serve.ensemble import EnsemblePredictor
-from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.workflows.production import train_production
 from atb.workflows.train_model import train_model
 from atb.workflows.tuning import tune_model

@@ -54,7 +54,7 @@ def test_report_has_every_protocol_metric_for_model_and_baselines(trained):
     assert len(report["history"]) == 2
     for key in ("config", "data", "features", "backtest", "timings", "environment", "seed"):
         assert key in report
-    assert report["data"]["sha256"] and len(report["features"]["selected"]) == 60
+    assert report["data"]["sha256"] and len(report["features"]["selected"]) == 20
 
 
 def test_applicable_plots_are_valid_images(trained):
@@ -117,8 +117,8 @@ def test_onnx_export_matches_the_stored_model(trained):
     import numpy as np
 
     from atb.data import load_candles
-    from atb.serve import load_version
     from atb.models.onnx import OnnxForecaster
+    from atb.serve import load_version
 
     root, _, _, _ = trained
     with pytest.MonkeyPatch.context() as mp:

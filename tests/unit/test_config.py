@@ -12,7 +12,7 @@ from atb.models.trainer import FitSettings
 
 def test_defaults_follow_the_protocol():
     cfg = TrainingConfig()
-    assert cfg.dataset == DatasetSpec(horizons=(1, 7, 30), lookback=60, split=(0.70, 0.15, 0.15), n_features=60)
+    assert cfg.dataset == DatasetSpec(horizons=(1, 7, 30), lookback=60, split=(0.70, 0.15, 0.15), n_features=20)
     assert cfg.dataset.target_kind == "log_return"
     assert cfg.data.source == "sample"
     assert TrainingConfig.build() == cfg

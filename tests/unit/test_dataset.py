@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from atb.config import DatasetSpec
-from atb.dataset import FeatureTransform, TargetSpec, build_dataset, select_features, split_origins
+from atb.dataset import FeatureTransform, TargetSpec, auxiliary_training_windows, build_dataset, select_features, split_origins
 
 
 def _candles(n=600, seed=0):
@@ -125,3 +125,24 @@ def test_too_few_rows_is_a_clear_error():
 def test_split_origins_refuses_empty_parts():
     with pytest.raises(ValueError, match=r"no validation origins"):
         split_origins(100, (0.7, 0.15, 0.15), purge=30)
+
+
+def test_a_global_models_other_series_stays_inside_the_targets_training_dates():
+    candles, other = _candles(seed=0), _candles(seed=5)
+    spec = DatasetSpec(lookback=20, n_features=4)
+    target = build_dataset(candles, _features(candles), spec)
+    last = pd.Timestamp(target.train.origin_time[-1])
+    windows = auxiliary_training_windows(other, _features(other, seed=6), target.transform, last)
+    assert pd.Timestamp(windows.origin_time[-1]) == last and len(windows) == len(target.train)
+    target_ends = pd.DatetimeIndex(windows.origin_time) + pd.Timedelta(days=max(spec.horizons))
+    assert target_ends.max() < pd.Timestamp(target.val.origin_time[0])  # no target reaches validation dates
+    np.testing.assert_allclose(windows.y, np.log(windows.future_close / windows.origin_close[:, None]), rtol=1e-6)
+
+    changed = other.copy()
+    later = changed.index >= pd.Timestamp(target.val.origin_time[0])
+    changed.loc[later, "close"] *= 3.0  # the other series' validation and test dates change
+    features = _features(other, seed=6)
+    features.loc[later] += 100.0
+    again = auxiliary_training_windows(changed, features, target.transform, last)
+    np.testing.assert_array_equal(again.X, windows.X)
+    np.testing.assert_array_equal(again.y, windows.y)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from atb.data import Candles
-from atb.dataset import Dataset
+from atb.dataset import Dataset, Split
 
 
 @dataclass
@@ -36,9 +36,10 @@ class DataSummary:
     sha256: str
     validation: dict
     splits: dict[str, dict]  # train/val/test -> origins, first, last
+    also: dict[str, dict] = field(default_factory=dict)  # a global model's other series -> training windows, first, last
 
     @classmethod
-    def of(cls, candles: Candles, dataset: Dataset) -> DataSummary:
+    def of(cls, candles: Candles, dataset: Dataset, auxiliary: dict[str, Split] | None = None) -> DataSummary:
         frame = candles.frame
         return cls(
             symbol=candles.symbol,
@@ -53,6 +54,10 @@ class DataSummary:
                 for (name, (first, last)), part in zip(
                     dataset.boundaries().items(), (dataset.train, dataset.val, dataset.test)
                 )
+            },
+            also={
+                symbol: {"windows": len(part), "first": str(pd.Timestamp(part.origin_time[0])), "last": str(pd.Timestamp(part.origin_time[-1]))}
+                for symbol, part in (auxiliary or {}).items()
             },
         )
 

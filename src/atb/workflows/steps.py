@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from atb.config import TrainingConfig
 from atb.data import Candles, load_candles
-from atb.dataset import Dataset, build_dataset
+from atb.dataset import Dataset, Split, auxiliary_training_windows, build_dataset
 from atb.features import feature_matrix
 from atb.tracking import Tracker
+from atb.windows import Windows
 
 # Progress goes to an optional `on_event(kind, payload)` callback that the CLI renders:
 # kinds "stage" ({"name", "label"?}), "epoch" (a history row) and "message" ({"text"}).
@@ -24,20 +26,36 @@ def ignore_events(kind: str, payload: dict) -> None:
 
 @dataclass
 class PreparedData:
-    """Candles, their full feature matrix and the model-ready dataset."""
+    """Candles, their full feature matrix and the model-ready dataset; for a global model,
+    the training windows of the other series too (`auxiliary`, by symbol)."""
 
     candles: Candles
     features: pd.DataFrame
     dataset: Dataset
+    auxiliary: dict[str, Split] = field(default_factory=dict)
+
+    @property
+    def training_windows(self) -> Windows:
+        """What a model is fitted on: the target's training windows, then every other series'."""
+        if not self.auxiliary:
+            return self.dataset.train
+        parts = [self.dataset.train, *self.auxiliary.values()]
+        return Windows(np.concatenate([part.X for part in parts]), np.concatenate([part.y for part in parts]))
 
 
 def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> PreparedData:
     """Load the configured candles (unless given, already validated), compute every
-    candidate feature and build the dataset."""
+    candidate feature and build the dataset; with `config.data.also`, the other series'
+    training windows on the target's selected features and split dates."""
     candles = candles if candles is not None else load_candles(config.data)
     features = feature_matrix(candles, config.data.funding_path)
     dataset = build_dataset(candles.frame, features, config.dataset)
-    return PreparedData(candles=candles, features=features, dataset=dataset)
+    last_origin = pd.Timestamp(dataset.train.origin_time[-1])
+    auxiliary = {}
+    for item in config.data.also:
+        other = load_candles(config.data.series_of(item))
+        auxiliary[other.symbol] = auxiliary_training_windows(other.frame, feature_matrix(other), dataset.transform, last_origin)
+    return PreparedData(candles=candles, features=features, dataset=dataset, auxiliary=auxiliary)
 
 
 def symbol_tracker(config: TrainingConfig, run_name: str) -> Tracker:

@@ -35,6 +35,7 @@ from atb.models.gate import GatedModel, SkillGate
 from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.registry import ModelRegistry, ModelVersion
+from atb.windows import Windows
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
 
 
@@ -93,7 +94,7 @@ def train_model(
 
         on_event("stage", {"name": "fit"})
         tic = time.perf_counter()
-        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event)
+        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event, train=prepared.training_windows)
         history = model.history_  # of the first seed when several were fitted
         timings["fit_s"] = time.perf_counter() - tic
 
@@ -114,7 +115,7 @@ def train_model(
 
         report = TrainingReport(
             config=config.to_dict(),
-            data=DataSummary.of(prepared.candles, dataset),
+            data=DataSummary.of(prepared.candles, dataset, prepared.auxiliary),
             features=FeatureSummary(
                 n_candidates=prepared.features.shape[1],
                 selected=list(dataset.transform.feature_names),
@@ -209,11 +210,18 @@ def train_model(
 
 
 def fit_model(
-    config: TrainingConfig, dataset: Dataset, checkpoint_dir: Path, on_epoch: Callable[[dict], None], on_event: EventHandler
+    config: TrainingConfig,
+    dataset: Dataset,
+    checkpoint_dir: Path,
+    on_epoch: Callable[[dict], None],
+    on_event: EventHandler,
+    train: Windows | None = None,
 ) -> ForecastModel | SeedAverage:
-    """The configured model fitted on the training part (early stopping on validation): one fit,
-    or a seed ensemble of `config.model.seeds` fits with seeds seed, seed + 1, ..."""
+    """The configured model fitted on the training part (`train`, default the dataset's; early
+    stopping on validation): one fit, or a seed ensemble of `config.model.seeds` fits with
+    seeds seed, seed + 1, ..."""
     spec = config.model
+    train = dataset.train if train is None else train
     settings = FitSettings.from_spec(config.fit, checkpoint_dir=checkpoint_dir)
 
     def build() -> ForecastModel:
@@ -221,13 +229,13 @@ def fit_model(
 
     if spec.seeds == 1:
         model = build()
-        model.fit(dataset.train, dataset.val, settings, on_epoch=on_epoch)
+        model.fit(train, dataset.val, settings, on_epoch=on_epoch)
         return model
 
     def fit_one(member: ForecastModel, seed: int) -> None:
         on_event("stage", {"name": "fit", "label": f"fit (seed {seed})"})
         seed_settings = replace(settings, seed=seed, checkpoint_dir=checkpoint_dir / member_dir(seed))
-        member.fit(dataset.train, dataset.val, seed_settings, on_epoch=on_epoch)
+        member.fit(train, dataset.val, seed_settings, on_epoch=on_epoch)
 
     return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)
 

@@ -9,8 +9,8 @@ import pytest
 
 from atb.models import create_model
 from atb.models.gate import GatedModel, SkillGate
-from atb.models.trainer import FitSettings
 from atb.models.onnx import OnnxForecaster, onnx_bytes
+from atb.models.trainer import FitSettings
 from atb.windows import Windows
 
 RNG = np.random.default_rng(0)

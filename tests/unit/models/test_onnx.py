@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from atb.models import AVAILABLE_MODELS, CapabilityError, ModelFileError, create_model, model_class
-from atb.models.trainer import FitSettings
 from atb.models.onnx import OnnxForecaster, export_onnx, onnx_bytes
+from atb.models.trainer import FitSettings
 from atb.windows import Windows
 
 LOOKBACK, N_FEATURES, HORIZONS = 12, 4, (1, 7, 30)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from atb.models import create_model, load_model
+from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.models.seeds import SeedAverage
 from atb.models.trainer import FitSettings
-from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.windows import Windows
 
 RNG = np.random.default_rng(0)
