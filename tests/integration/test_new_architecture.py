@@ -62,7 +62,7 @@ def test_a_registered_network_is_trained_tuned_exported_and_ensembled(tiny_gru, 
 
     trained = train_model(config)
     assert trained.version.ref == "BTCUSDT/tiny_gru/v0001"
-    assert set(trained.metrics) == {"tiny_gru", "naive", "drift"}
+    assert set(trained.metrics) == {"tiny_gru", "tiny_gru_raw", "naive", "drift"}
 
     tuned = tune_model("tiny_gru", trained.dataset, FitSettings(epochs=1, device="cpu"), n_trials=2, directory=tmp_path)
     assert tuned.n_complete == 2 and set(tuned.best_params) == {"hidden_units", "dropout"}

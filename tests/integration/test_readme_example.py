@@ -15,7 +15,7 @@ def test_python_api_example_runs(workdir):
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     forecaster = namespace["forecaster"]
-    assert set(namespace["metrics"]) == {"lstm", "naive", "drift"}
+    assert set(namespace["metrics"]) == {"lstm", "lstm_raw", "naive", "drift"}
     assert (workdir / "loss.png").stat().st_size > 5000
     assert namespace["same"].predict()["horizons"] == forecaster.predict()["horizons"]
     assert namespace["model"].model_type == "tcn"
