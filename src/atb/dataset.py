@@ -274,6 +274,7 @@ def build_dataset(
     features: pd.DataFrame,
     spec: DatasetSpec | None = None,
     parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    inputs: tuple[str, ...] | None = None,
 ) -> Dataset:
     """Windows and multi-horizon targets from candles and their feature matrix, as `spec`
     (default: DatasetSpec()) describes them.
@@ -283,6 +284,8 @@ def build_dataset(
     `parts` gives explicit (train, val, test) positions into the origin list (a
     walk-forward fold); by default the spec's split fractions with a purge of
     max(horizons). Selection and scaling see only the training windows' rows.
+    `inputs` (a model type's fixed input columns) replaces selection and scaling:
+    those columns, unscaled, on the same origins and split.
     """
     spec = spec or DatasetSpec()
     if not features.index.equals(candles.index):
@@ -299,7 +302,12 @@ def build_dataset(
 
     train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
-    if spec.selection_target in ("return", "next_return"):
+    if inputs is not None:
+        missing = [name for name in inputs if name not in features.columns]
+        if missing:
+            raise ValueError(f"the feature matrix lacks the input column(s) {missing}")
+        selected, scores = list(inputs), pd.Series(np.nan, index=list(inputs))
+    elif spec.selection_target in ("return", "next_return"):
         close = candles["close"].to_numpy(dtype=float)
         selection_horizons = horizons if spec.selection_target == "return" else (1,)
         future = np.stack([close[train_origins + h] for h in selection_horizons], axis=1)
@@ -309,14 +317,12 @@ def build_dataset(
     else:
         selected, scores = select_features(train_features, candles["close"].iloc[train_rows], spec.n_features)
 
-    scaler = RobustScaler().fit(train_features[selected].to_numpy(dtype=float))
-    transform = FeatureTransform(
-        feature_names=selected,
-        center=scaler.center_,
-        scale=np.where(scaler.scale_ > 0, scaler.scale_, 1.0),
-        lookback=lookback,
-        target=target,
-    )
+    if inputs is None:
+        scaler = RobustScaler().fit(train_features[selected].to_numpy(dtype=float))
+        center, scale = scaler.center_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    else:
+        center, scale = np.zeros(len(selected)), np.ones(len(selected))
+    transform = FeatureTransform(feature_names=selected, center=center, scale=scale, lookback=lookback, target=target)
     every = transform.split_at(features, candles["close"], origins)
     return Dataset(
         train=every.subset(train_part),

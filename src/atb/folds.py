@@ -45,6 +45,10 @@ class Fold:
         for part in (self.train, self.val, self.test):
             part.setflags(write=False)
 
+    @property
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.train, self.val, self.test
+
 
 def walk_forward_folds(
     n_origins: int,

@@ -54,14 +54,18 @@ def fit_ensemble(
     dataset: Dataset,
     close: pd.Series,
     models: dict[str, ForecastModel],
+    val_preds: dict[str, np.ndarray],
     test_preds: dict[str, np.ndarray],
+    test_windows: dict[str, np.ndarray],
     spec: ProductionSpec,
     seed: int,
 ) -> FittedEnsemble:
-    """Every combination method on the test part (`test_preds`: each model's forecast of it),
-    fitted on validation predictions only; `close` gives the regimes."""
+    """Every combination method on the test part, fitted on validation predictions only.
+
+    `val_preds` and `test_preds` are each model's forecasts of the validation and test
+    origins of `dataset` (which gives the targets and times); `test_windows` each model's
+    own input windows of the test origins (for MC dropout); `close` gives the regimes."""
     val, test = dataset.val, dataset.test
-    val_preds = {name: m.predict(val.X) for name, m in models.items()}
 
     regimes = regimes_by_split(close, dataset)
     test_regimes = regimes["test"]
@@ -91,7 +95,7 @@ def fit_ensemble(
         if not (m.supports_mc_dropout and spec.uncertainty)
     }
     uncertainty = interval_report(
-        spec, seed, models, test, test_preds, test_predictions[SERVED_METHOD], conformal, residual_std, fixed_weights
+        spec, seed, models, test, test_windows, test_preds, test_predictions[SERVED_METHOD], conformal, residual_std, fixed_weights
     )
 
     fitted = stacking.coefficients()
@@ -150,6 +154,7 @@ def interval_report(
     seed: int,
     models: dict[str, ForecastModel],
     test: Split,
+    test_windows: dict[str, np.ndarray],
     base_predictions: dict[str, np.ndarray],
     point: np.ndarray,
     conformal: ConformalIntervals,
@@ -157,7 +162,8 @@ def interval_report(
     fixed_weights: dict[str, float],
 ) -> dict:
     """Empirical coverage and width of MC-dropout and conformal intervals on the test part
-    (`base_predictions`: each model's point forecast of `test`; `point`: the ensemble's)."""
+    (`test_windows`: each model's input windows of `test`; `base_predictions`: each model's
+    point forecast of `test`; `point`: the ensemble's)."""
     out: dict = {"levels": list(LEVELS), "conformal": {}, "mc_dropout": {}, "ensemble_mixture": {}}
     for level in LEVELS:
         lower, upper = conformal.interval(point, level)
@@ -168,7 +174,7 @@ def interval_report(
     means, stds = {}, {}
     for name, model in models.items():
         means[name], stds[name] = mc_moments(
-            model, test.X, spec.mc_samples, enabled=True, seed=seed, point=base_predictions[name]
+            model, test_windows[name], spec.mc_samples, enabled=True, seed=seed, point=base_predictions[name]
         )
         if model.supports_mc_dropout:
             out["mc_dropout"][name] = {

@@ -51,8 +51,8 @@ class ForecastModel(ABC):
     with a "default" entry whose keys are the valid override names), their
     `ensemble_family` (how the regime-weighted ensemble groups model types:
     "recurrent", "attention", "convolutional", "trees", "baseline", ...), a
-    `search_space(trial)` for tuning (None: not tunable) and the capability
-    flags they have.
+    `search_space(trial)` for tuning (None: not tunable), `input_features` when
+    they read fixed unscaled columns, and the capability flags they have.
     """
 
     model_type: ClassVar[str]
@@ -60,6 +60,9 @@ class ForecastModel(ABC):
     variants: ClassVar[dict[str, dict[str, Any]]]
     ensemble_family: ClassVar[str]
     search_space: ClassVar[Callable[[Any], dict[str, Any]] | None] = None
+    # The feature columns a type reads, unscaled, instead of the dataset's selected and
+    # scaled features (None: the selected features).
+    input_features: ClassVar[tuple[str, ...] | None] = None
 
     is_neural: ClassVar[bool] = False
     supports_mc_dropout: ClassVar[bool] = False

@@ -25,6 +25,7 @@ from atb.models.lightgbm import LightGBMModel
 from atb.models.lstm import LSTMNetwork
 from atb.models.neural import NeuralForecastModel, neural_model_class
 from atb.models.seeds import SeedAverage
+from atb.models.statistical import ArimaModel, EtsModel
 from atb.models.tcn import TCNAttentionNetwork, TCNNetwork
 from atb.models.transformer import TransformerNetwork
 
@@ -37,6 +38,8 @@ MODEL_CLASSES: dict[str, type[ForecastModel]] = {
     "tcn_attention": neural_model_class("tcn_attention", TCNAttentionNetwork),
     "transformer": neural_model_class("transformer", TransformerNetwork),
     "lightgbm": LightGBMModel,
+    "arima": ArimaModel,
+    "ets": EtsModel,
     "naive": NaiveModel,
     "drift": DriftModel,
 }

@@ -32,7 +32,7 @@ from atb.io import atomic_write_json, atomic_write_text
 from atb.models import model_class
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.onnx import OnnxForecaster, onnx_bytes
-from atb.workflows.steps import EventHandler, ignore_events, prepare_data
+from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
 from atb.workflows.train_model import fit_gate, fit_model, is_gated
 from atb.workflows.walk_forward import fold_datasets
 
@@ -64,30 +64,32 @@ def run_benchmark(
 ) -> dict:
     """Every run's figures, their summary (mean and std over seeds and folds, and over series),
     and speed per model type; JSON-ready."""
-    runs, served_models, timing_windows = [], {}, None
+    runs, served_models = [], {}
     for item in series:
         cfg = config.replace(symbol=item.symbol, data_path=item.path)
         prepared = prepare_data(cfg)
-        splits = [(HOLDOUT, prepared.dataset)]
-        splits += [(f"fold_{fold.index}", dataset) for fold, dataset in fold_datasets(cfg, prepared, folds)] if folds else []
-        for split, dataset in splits:
+        splits = [(HOLDOUT, None, prepared.dataset)]
+        splits += [(f"fold_{fold.index}", fold.parts, dataset) for fold, dataset in fold_datasets(cfg, prepared, folds)] if folds else []
+        for split, parts, dataset in splits:
             for seed in seeds:
-                served = {}
+                served, own_datasets = {}, {}
                 for model_type in model_types:
                     on_event("stage", {"name": "fit", "label": f"{item.symbol} {split} {model_type} seed {seed}"})
                     run_cfg = cfg.replace(model_type=model_type, variant=variant_of(model_type, cfg.model.variant), seed=seed, seeds=1)
+                    own = dataset_for(prepared, cfg, model_type, parts) if model_class(model_type).input_features else dataset
                     tic = time.perf_counter()
                     with tempfile.TemporaryDirectory(prefix="atb-benchmark-") as scratch:
-                        model = fit_model(run_cfg, dataset, Path(scratch), lambda row: on_event("epoch", row), on_event)
+                        model = fit_model(run_cfg, own, Path(scratch), lambda row: on_event("epoch", row), on_event)
                     fit_seconds = time.perf_counter() - tic
-                    raw_val, raw_test = model.predict(dataset.val.X), model.predict(dataset.test.X)
-                    gate = fit_gate(raw_val, dataset) if config.model.skill_gate and is_gated(model_type) else None
-                    served[model_type] = GatedModel(model, gate) if gate else model
-                    runs.append(_run(item.symbol, split, model_type, seed, fit_seconds, dataset, raw_val, raw_test, gate))
+                    raw_val, raw_test = model.predict(own.val.X), model.predict(own.test.X)
+                    gate = fit_gate(raw_val, own) if config.model.skill_gate and is_gated(model_type) else None
+                    served[model_type], own_datasets[model_type] = GatedModel(model, gate) if gate else model, own
+                    runs.append(_run(item.symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
                 if set(ENSEMBLE_BASES) <= set(served):
-                    runs.append(_ensemble_run(item.symbol, split, seed, dataset, prepared.candles.frame["close"], served))
-                if timing_windows is None:  # the first series' holdout split and first seed
-                    served_models, timing_windows = served, dataset.test.X
+                    close = prepared.candles.frame["close"]
+                    runs.append(_ensemble_run(item.symbol, split, seed, dataset, close, served, own_datasets))
+                if not served_models:  # the first series' holdout split and first seed
+                    served_models = {name: (model, own_datasets[name].test.X) for name, model in served.items()}
     return {
         "machine": machine(),
         "config": config.to_dict(),
@@ -97,7 +99,7 @@ def run_benchmark(
         "folds": folds,
         "runs": runs,
         "summary": summarise_runs(runs),
-        "speed": {name: measure_speed(model, timing_windows) for name, model in served_models.items()} if latency else {},
+        "speed": {name: measure_speed(model, windows) for name, (model, windows) in served_models.items()} if latency else {},
     }
 
 
@@ -131,13 +133,21 @@ def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw
     return {"series": symbol, "split": split, "model": model, "seed": seed, "fit_s": fit_seconds, "horizons": horizons}
 
 
-def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict) -> dict:
+def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, datasets: dict[str, Dataset]) -> dict:
     """The stacking ensemble of the (gated) default bases: fitted on their validation forecasts,
     scored on the test part; its validation figure is cross-fitted."""
     tic = time.perf_counter()
     bases = {name: served[name] for name in ENSEMBLE_BASES}
-    test_predictions = {name: model.predict(dataset.test.X) for name, model in bases.items()}
-    fitted = fit_ensemble(dataset, close, bases, test_predictions, ProductionSpec(uncertainty=False), seed)
+    fitted = fit_ensemble(
+        dataset,
+        close,
+        bases,
+        val_preds={name: model.predict(datasets[name].val.X) for name, model in bases.items()},
+        test_preds={name: model.predict(datasets[name].test.X) for name, model in bases.items()},
+        test_windows={name: datasets[name].test.X for name, model in bases.items()},
+        spec=ProductionSpec(uncertainty=False),
+        seed=seed,
+    )
     test = score({"served": fitted.served_prediction}, dataset.test, dataset)["served"]
     val = score({"served": fitted.validation_predictions[SERVED_METHOD]}, dataset.val, dataset)["served"]
     horizons = {

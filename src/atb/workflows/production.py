@@ -106,8 +106,16 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
 
     on_event("stage", {"name": "ensemble", "label": f"{symbol}: ensemble"})
     models = {name: base.model for name, base in bases.items()}
-    test_predictions = {name: base.test_prediction for name, base in bases.items()}
-    fitted = fit_ensemble(dataset, prepared.candles.frame["close"], models, test_predictions, production, config.fit.seed)
+    fitted = fit_ensemble(
+        dataset,
+        prepared.candles.frame["close"],
+        models,
+        val_preds={name: base.model.predict(base.dataset.val.X) for name, base in bases.items()},
+        test_preds={name: base.test_prediction for name, base in bases.items()},
+        test_windows={name: base.dataset.test.X for name, base in bases.items()},
+        spec=production,
+        seed=config.fit.seed,
+    )
     base_refs = {name: base.version.ref for name, base in bases.items()}
     fitted.spec.bases = base_refs
     metrics = score(fitted.test_predictions, dataset.test, dataset)

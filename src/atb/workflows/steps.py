@@ -12,6 +12,7 @@ from atb.config import TrainingConfig
 from atb.data import Candles, load_candles
 from atb.dataset import Dataset, Split, auxiliary_training_windows, build_dataset
 from atb.features import feature_matrix
+from atb.models import model_class
 from atb.tracking import Tracker
 from atb.windows import Windows
 
@@ -56,6 +57,16 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> Prep
         other = load_candles(config.data.series_of(item))
         auxiliary[other.symbol] = auxiliary_training_windows(other.frame, feature_matrix(other), dataset.transform, last_origin)
     return PreparedData(candles=candles, features=features, dataset=dataset, auxiliary=auxiliary)
+
+
+def dataset_for(prepared: PreparedData, config: TrainingConfig, model_type: str, parts: tuple | None = None) -> Dataset:
+    """The dataset a model type is fitted on (`parts`: a walk-forward fold's origin positions):
+    the prepared one, or for a type with fixed input columns (the statistical baselines)
+    those columns on the same origins and split."""
+    inputs = model_class(model_type).input_features
+    if inputs is None and parts is None:
+        return prepared.dataset
+    return build_dataset(prepared.candles.frame, prepared.features, config.dataset, parts=parts, inputs=inputs)
 
 
 def symbol_tracker(config: TrainingConfig, run_name: str) -> Tracker:

@@ -36,7 +36,7 @@ from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.registry import ModelRegistry, ModelVersion
 from atb.windows import Windows
-from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
+from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data, symbol_tracker
 
 
 @dataclass
@@ -79,7 +79,8 @@ def train_model(
         on_event("stage", {"name": "features"})
         prepared = prepare_data(config, candles)
         timings["data_and_features_s"] = time.perf_counter() - tic
-    dataset = prepared.dataset
+    dataset = dataset_for(prepared, config, spec.model_type)
+    train = prepared.training_windows if dataset is prepared.dataset else dataset.train  # fixed-input types: the target only
 
     device = str(resolve_device(config.fit.device)) if model_class(spec.model_type).is_neural else "cpu"
     registry = ModelRegistry(config.output.registry_dir)
@@ -94,7 +95,7 @@ def train_model(
 
         on_event("stage", {"name": "fit"})
         tic = time.perf_counter()
-        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event, train=prepared.training_windows)
+        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event, train=train)
         history = model.history_  # of the first seed when several were fitted
         timings["fit_s"] = time.perf_counter() - tic
 

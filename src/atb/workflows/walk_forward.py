@@ -18,9 +18,9 @@ from atb.config import TrainingConfig
 from atb.dataset import Dataset, build_dataset, forecast_origins
 from atb.evaluation.protocol import baseline_predictions, evaluate_models
 from atb.folds import Fold, walk_forward_folds
-from atb.models import create_model
+from atb.models import create_model, model_class
 from atb.models.trainer import FitSettings
-from atb.workflows.steps import PreparedData
+from atb.workflows.steps import PreparedData, dataset_for
 
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
 
@@ -39,11 +39,12 @@ def run_walk_forward(
         spans = fold_spans(fold, dataset)
         baseline_metrics = evaluate_models(baseline_predictions(dataset, dataset.test), dataset.test, dataset)
         for model_type in model_types:
+            own = dataset if model_class(model_type).input_features is None else dataset_for(prepared, config, model_type, fold.parts)
             model = create_model(
-                model_type, dataset.input_shape, horizons=dataset.horizons, variant=config.model.variant, **config.model.overrides
+                model_type, own.input_shape, horizons=own.horizons, variant=config.model.variant, **config.model.overrides
             )
-            model.fit(dataset.train, dataset.val, FitSettings.from_spec(config.fit))
-            metrics = evaluate_models({"model": model.predict(dataset.test.X)}, dataset.test, dataset)
+            model.fit(own.train, own.val, FitSettings.from_spec(config.fit))
+            metrics = evaluate_models({"model": model.predict(own.test.X)}, own.test, own)
             per_fold[model_type].append({**spans, "metrics": summary_metrics({**metrics, **baseline_metrics})})
     return {
         model_type: {
@@ -64,7 +65,7 @@ def fold_datasets(
     candles, features, spec = prepared.candles.frame, prepared.features, config.dataset
     origins = forecast_origins(features, spec.lookback, spec.max_horizon)
     for fold in walk_forward_folds(len(origins), n_splits=n_splits, max_horizon=spec.max_horizon, embargo=embargo, mode=mode):
-        yield fold, build_dataset(candles, features, spec, parts=(fold.train, fold.val, fold.test))
+        yield fold, build_dataset(candles, features, spec, parts=fold.parts)
 
 
 def fold_spans(fold: Fold, dataset: Dataset) -> dict:

@@ -51,7 +51,27 @@ def synthetic_split(n: int, seed: int, noise: float = 0.002) -> Windows:
     return Windows(X, y.astype(np.float32))
 
 
+def return_path_windows(n: int, seed: int) -> Windows:
+    """Windows of one column, a random walk's one-bar log returns, at consecutive origins, with the
+    cumulative returns 1, 7 and 30 bars on as targets (what a type with fixed return inputs reads)."""
+    returns = np.random.default_rng(seed).normal(0.001, 0.02, size=n + LOOKBACK + max(HORIZONS))
+    X = np.lib.stride_tricks.sliding_window_view(returns, LOOKBACK)[:n, :, None].astype(np.float32)
+    cumulative = np.concatenate([[0.0], np.cumsum(returns)])
+    y = np.stack([cumulative[LOOKBACK + h + np.arange(n)] - cumulative[LOOKBACK + np.arange(n)] for h in HORIZONS], axis=1)
+    return Windows(X, y.astype(np.float32))
+
+
 TRAIN, VAL = synthetic_split(64, 0), synthetic_split(32, 1)  # mechanics only: one mini-batch per epoch
+RETURN_TRAIN, RETURN_VAL = return_path_windows(80, 0), return_path_windows(32, 1)
+
+
+def data_for(model_type: str) -> tuple[tuple[int, int], Windows, Windows]:
+    """Input shape, training and validation windows for a type: the synthetic features, or for a
+    type with fixed input columns (the statistical baselines) return-path windows."""
+    inputs = model_class(model_type).input_features
+    if inputs is None:
+        return (LOOKBACK, N_FEATURES), TRAIN, VAL
+    return (LOOKBACK, len(inputs)), RETURN_TRAIN, RETURN_VAL
 TUNABLE = [t for t in AVAILABLE_MODELS if model_variants(t)["default"]]
 
 
@@ -60,8 +80,9 @@ def fitted_lightweight() -> dict:
     """One fitted lightweight model per type, shared by the capability tests."""
     models = {}
     for model_type in AVAILABLE_MODELS:
-        model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS, "lightweight" if model_type in NEURAL else "default")
-        model.fit(TRAIN, VAL, ONE_EPOCH)
+        shape, train, val = data_for(model_type)
+        model = create_model(model_type, shape, HORIZONS, "lightweight" if model_type in NEURAL else "default")
+        model.fit(train, val, ONE_EPOCH)
         models[model_type] = model
     return models
 
@@ -69,18 +90,19 @@ def fitted_lightweight() -> dict:
 # ------------------------------------------------------------------ the harness
 @pytest.mark.parametrize("model_type,variant", ALL_CASES, ids=[f"{t}-{v}" for t, v in ALL_CASES])
 def test_every_type_and_variant_fits_predicts_saves_and_reloads(model_type, variant, tmp_path):
-    model = create_model(model_type, (LOOKBACK, N_FEATURES), HORIZONS, variant)
-    history = model.fit(TRAIN, VAL, ONE_EPOCH)
+    shape, train, val = data_for(model_type)
+    model = create_model(model_type, shape, HORIZONS, variant)
+    history = model.fit(train, val, ONE_EPOCH)
     assert history and set(history[0]) == HISTORY_KEYS and model.history_ is history
     assert all(np.isfinite(row["val_loss"]) for row in history)
-    prediction = model.predict(VAL.X)
-    assert prediction.shape == (len(VAL), len(HORIZONS)) and prediction.dtype == np.float64
-    assert model.predict(VAL.X[:1]).shape == (1, len(HORIZONS))
+    prediction = model.predict(val.X)
+    assert prediction.shape == (len(val), len(HORIZONS)) and prediction.dtype == np.float64
+    assert model.predict(val.X[:1]).shape == (1, len(HORIZONS))
 
     model.save(tmp_path)
     params = json.loads((tmp_path / PARAMS_FILE).read_text())
     assert params["model_type"] == model_type and params["variant"] == variant
-    assert params["input_shape"] == [LOOKBACK, N_FEATURES] and params["horizons"] == list(HORIZONS)
+    assert params["input_shape"] == list(shape) and params["horizons"] == list(HORIZONS)
     assert params["hyperparameters"].keys() == model_variants(model_type)[variant].keys()
     assert "training_defaults" in params and params["overrides"] == {}
     assert (tmp_path / WEIGHTS_FILE).is_file() == model.is_neural
@@ -88,7 +110,7 @@ def test_every_type_and_variant_fits_predicts_saves_and_reloads(model_type, vari
 
     reloaded = load_model(tmp_path)
     assert type(reloaded) is type(model) and reloaded.get_params() == model.get_params()
-    np.testing.assert_array_equal(reloaded.predict(VAL.X), prediction)
+    np.testing.assert_array_equal(reloaded.predict(val.X), prediction)
     assert reloaded.history_ == json.loads(json.dumps(history))
 
 
@@ -263,23 +285,24 @@ def test_mc_dropout_is_one_seeded_forward_that_leaves_the_model_alone(model_type
 @pytest.mark.parametrize("model_type", AVAILABLE_MODELS)
 def test_capabilities_are_honoured_or_refused_clearly(model_type, fitted_lightweight):
     model = fitted_lightweight[model_type]
+    (lookback, n_features), _, val = data_for(model_type)
     if model.supports_mc_dropout:
-        assert model.predict_samples(VAL.X[:2], 3).shape == (3, 2, len(HORIZONS))
+        assert model.predict_samples(val.X[:2], 3).shape == (3, 2, len(HORIZONS))
     else:
         with pytest.raises(CapabilityError, match=f"'{model_type}' does not have capability 'supports_mc_dropout'"):
-            model.predict_samples(VAL.X[:2], 3)
+            model.predict_samples(val.X[:2], 3)
     if model.has_attention:
-        weights = model.attention_weights(VAL.X[:4])
-        assert weights.shape == (4, LOOKBACK)
+        weights = model.attention_weights(val.X[:4])
+        assert weights.shape == (4, lookback)
         np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
     else:
         with pytest.raises(CapabilityError, match="has_attention"):
-            model.attention_weights(VAL.X[:4])
+            model.attention_weights(val.X[:4])
     if model.has_feature_importance:
-        assert isinstance(model.feature_importance([f"f{i}" for i in range(N_FEATURES)]), pd.Series)
+        assert isinstance(model.feature_importance([f"f{i}" for i in range(n_features)]), pd.Series)
     else:
         with pytest.raises(CapabilityError, match="has_feature_importance"):
-            model.feature_importance([f"f{i}" for i in range(N_FEATURES)])
+            model.feature_importance([f"f{i}" for i in range(n_features)])
 
 
 def test_attention_flags_follow_the_networks():
