@@ -8,8 +8,9 @@ with `f` the model's forecast, `m_h` the training part's mean h-bar log return
 (the drift forecast), and `a_h`, `k_h` in [0, 1] fitted by least squares on
 validation predictions only. `k_h = 1, a_h = 1` serves the model unchanged;
 `k_h = 0` serves `a_h * m_h`: drift (`a_h = 1`), the naive no-change forecast
-(`a_h = 0`) or between, whichever validation supports. A model without
-validated skill therefore falls back to a baseline instead of losing to it.
+(`a_h = 0`) or between, whichever validation supports. Whether a horizon keeps
+its model weight is decided by a significance test on validation
+(`atb.evaluation.skill`); without validated skill the model's weight is 0.
 
 `GatedModel` puts a gate in front of a fitted model: its forecasts, MC-dropout
 samples and exported network are gated, everything else is the model's own.
@@ -32,11 +33,13 @@ from atb.io import atomic_write_json
 
 @dataclass(frozen=True)
 class SkillGate:
-    """Per-horizon drift `m`, drift weight `a` and model weight `k` (each `(H,)`)."""
+    """Per-horizon drift `m`, drift weight `a` and model weight `k` (each `(H,)`); `evidence`
+    says how the weights were chosen (kept in gate.json)."""
 
     drift: np.ndarray
     drift_weight: np.ndarray
     model_weight: np.ndarray
+    evidence: dict | None = None
 
     @classmethod
     def fit(cls, val_prediction: np.ndarray, val_target: np.ndarray, drift: np.ndarray) -> SkillGate:
@@ -49,6 +52,14 @@ class SkillGate:
             raise ValueError("SkillGate.fit needs at least one validation origin and finite values")
         weights = np.array([_box_least_squares(y[:, j], drift[j], f[:, j] - drift[j]) for j in range(f.shape[1])])
         return cls(drift=drift, drift_weight=weights[:, 0], model_weight=weights[:, 1])
+
+    @classmethod
+    def baseline_only(cls, val_target: np.ndarray, drift: np.ndarray) -> SkillGate:
+        """`k_h = 0` and the least-squares `a_h` in [0, 1]: the best mix of naive and drift on validation."""
+        y, drift = np.asarray(val_target, dtype=float), np.asarray(drift, dtype=float)
+        norm = len(y) * drift**2
+        weight = np.divide(drift * y.sum(axis=0), norm, out=np.zeros_like(drift), where=norm > 0)
+        return cls(drift=drift, drift_weight=np.clip(weight, 0.0, 1.0), model_weight=np.zeros_like(drift))
 
     @classmethod
     def identity(cls, drift: np.ndarray) -> SkillGate:
@@ -66,11 +77,13 @@ class SkillGate:
             "drift": self.drift.tolist(),
             "drift_weight": self.drift_weight.tolist(),
             "model_weight": self.model_weight.tolist(),
+            **({"evidence": self.evidence} if self.evidence else {}),
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SkillGate:
-        return cls(*(np.asarray(values[key], dtype=float) for key in ("drift", "drift_weight", "model_weight")))
+        weights = (np.asarray(values[key], dtype=float) for key in ("drift", "drift_weight", "model_weight"))
+        return cls(*weights, evidence=values.get("evidence"))
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())

@@ -109,27 +109,12 @@ def variant_of(model_type: str, variant: str) -> str:
 
 
 def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw_test, gate: SkillGate | None) -> dict:
-    """One fit's figures per horizon: test metrics of the served (gated) forecast, the raw test
-    and validation RMSE/naive, and the gate's weights."""
+    """One fit's record: the served (gated) forecast's figures with the raw model's beside them."""
     served_val, served_test = (gate.apply(raw_val), gate.apply(raw_test)) if gate else (raw_val, raw_test)
-    test = score({"served": served_test, "raw": raw_test}, dataset.test, dataset)
-    val = score({"served": served_val, "raw": raw_val}, dataset.val, dataset)
-    horizons = {}
-    for j, h in enumerate(dataset.horizons):
-        row = test["served"][h]
-        horizons[h] = {
-            "rmse_ratio": row["rmse_ratio"],
-            "rmse_ratio_raw": test["raw"][h]["rmse_ratio"],
-            "mase": row["mase"],
-            "directional_accuracy": row["directional_accuracy"],
-            "majority_accuracy": row["majority_accuracy"],
-            "direction_pvalue": row["direction_pvalue"],
-            "dm_pvalue": row["dm_pvalue"],
-            "val_rmse_ratio": val["served"][h]["rmse_ratio"],
-            "val_rmse_ratio_raw": val["raw"][h]["rmse_ratio"],
-            "gate_a": float(gate.drift_weight[j]) if gate else None,
-            "gate_k": float(gate.model_weight[j]) if gate else None,
-        }
+    horizons = _figures(dataset, served_test, served_val, raw_test, raw_val)
+    for j, figures in enumerate(horizons.values()):
+        figures["gate_a"] = float(gate.drift_weight[j]) if gate else None
+        figures["gate_k"] = float(gate.model_weight[j]) if gate else None
     return {"series": symbol, "split": split, "model": model, "seed": seed, "fit_s": fit_seconds, "horizons": horizons}
 
 
@@ -148,25 +133,27 @@ def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, da
         spec=ProductionSpec(uncertainty=False),
         seed=seed,
     )
-    test = score({"served": fitted.served_prediction}, dataset.test, dataset)["served"]
-    val = score({"served": fitted.validation_predictions[SERVED_METHOD]}, dataset.val, dataset)["served"]
-    horizons = {
-        h: {
-            "rmse_ratio": row["rmse_ratio"],
-            "rmse_ratio_raw": row["rmse_ratio"],
-            "mase": row["mase"],
-            "directional_accuracy": row["directional_accuracy"],
-            "majority_accuracy": row["majority_accuracy"],
-            "direction_pvalue": row["direction_pvalue"],
-            "dm_pvalue": row["dm_pvalue"],
-            "val_rmse_ratio": val[h]["rmse_ratio"],
-            "val_rmse_ratio_raw": val[h]["rmse_ratio"],
-            "gate_a": None,
-            "gate_k": None,
-        }
-        for h, row in test.items()
-    }
+    stacked_val = fitted.validation_predictions[SERVED_METHOD]
+    horizons = _figures(dataset, fitted.served_prediction, stacked_val, fitted.served_prediction, stacked_val)
+    for figures in horizons.values():
+        figures["gate_a"] = figures["gate_k"] = None
     return {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
+
+
+def _figures(dataset: Dataset, test: np.ndarray, val: np.ndarray, raw_test: np.ndarray, raw_val: np.ndarray) -> dict:
+    """Per horizon: the protocol figures of the served test forecast, and the test and validation
+    RMSE/naive of the served and the raw forecasts."""
+    test_metrics = score({"served": test, "raw": raw_test}, dataset.test, dataset)
+    val_metrics = score({"served": val, "raw": raw_val}, dataset.val, dataset)
+    return {
+        h: {
+            **{key: row[key] for key in ("rmse_ratio", "mase", "directional_accuracy", "majority_accuracy", "direction_pvalue", "dm_pvalue")},
+            "rmse_ratio_raw": test_metrics["raw"][h]["rmse_ratio"],
+            "val_rmse_ratio": val_metrics["served"][h]["rmse_ratio"],
+            "val_rmse_ratio_raw": val_metrics["raw"][h]["rmse_ratio"],
+        }
+        for h, row in test_metrics["served"].items()
+    }
 
 
 def measure_speed(model, X: np.ndarray) -> dict:

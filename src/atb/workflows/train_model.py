@@ -27,6 +27,7 @@ from atb.evaluation.report import (
     TrainingReport,
     environment,
 )
+from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model, model_class
@@ -264,7 +265,7 @@ def fit_gate(val_prediction: np.ndarray, dataset: Dataset) -> SkillGate | None:
     """The skill gate fitted on the validation part (log-return targets; price targets are served ungated)."""
     if dataset.transform.target.kind != "log_return":
         return None
-    return SkillGate.fit(val_prediction, dataset.val.y, drift=dataset.train.y.mean(axis=0))
+    return fit_skill_gate(val_prediction, dataset.val.y, dataset.train.y.mean(axis=0), dataset.horizons)
 
 
 def raw_name(model_type: str) -> str:
