@@ -604,16 +604,23 @@ def models_show(
 
 @models_app.command("compare")
 def models_compare(symbol: str, registry: RegistryOpt = None) -> None:
-    """Compare every version of a symbol on its test metrics."""
+    """Compare every version of a symbol: its own model's test and validation RMSE/naive per horizon."""
     rows = run_guarded(lambda: open_registry(registry).compare(symbol))
     if not rows:
         fail(f"no versions for {symbol}")
-    columns = list(rows[0].keys())
-    table = Table(title=f"{symbol}: versions compared")
-    for column in columns:
+    horizons = sorted({int(key.split(".")[1][1:]) for row in rows for key in row if key.count(".") == 2 and key.endswith(".rmse_ratio")})
+    table = Table(title=f"{symbol}: versions compared (RMSE/naive of the served forecast; below 1 beats naive)")
+    for column in ("type", "version", "stage", "created"):
         table.add_column(column)
+    for h in horizons:
+        table.add_column(f"h={h} test", justify="right")
+        table.add_column(f"h={h} val", justify="right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        name = "ensemble_stacking" if row["model_type"] == "ensemble" else row["model_type"]
+        cells = []
+        for h in horizons:
+            cells += [_fmt(row.get(f"{name}.h{h}.rmse_ratio"), 3), _fmt(row.get(f"val.{name}.h{h}.rmse_ratio"), 3)]
+        table.add_row(row["model_type"], row["version"], row["stage"] or "", str(row["created_at"])[:19], *cells)
     console.print(table)
 
 

@@ -221,8 +221,9 @@ class ModelRegistry:
     def compare(self, symbol: str, refs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """One row per version (all of `symbol`, or the (model_type, version) pairs in `refs`).
 
-        A row holds model_type, version, stage, created_at and the flattened
-        `metadata["metrics"]`, e.g. `lstm.h7.rmse_ratio`.
+        A row holds model_type, version, stage, created_at, the flattened
+        `metadata["metrics"]` (e.g. `lstm.h7.rmse_ratio`) and the flattened
+        `metadata["validation_metrics"]` with a `val.` prefix.
         """
         self._require_symbol(symbol)
         if refs is None:
@@ -236,6 +237,7 @@ class ModelRegistry:
                 "stage": m.stage,
                 "created_at": m.created_at,
                 **flatten_metrics(m.metadata.get("metrics", {})),
+                **flatten_metrics({"val": m.metadata.get("validation_metrics", {})}),
             }
             for m in models
         ]

@@ -39,9 +39,9 @@ def test_ten_plots_and_report(production):
     for name in TEN_PLOTS:
         assert png_ok(run_dir / f"{name}.png"), name
     report = json.loads((run_dir / "training_report.json").read_text())
-    methods = {"ensemble_fixed", "ensemble_regime", "ensemble_stacking", "ensemble_online"}
+    methods = {"ensemble_fixed", "ensemble_regime", "ensemble_stacking", "ensemble_stacking_raw", "ensemble_online"}
     assert methods | {"enhanced_lstm", "transformer", "lightgbm", "naive", "drift"} == set(report["metrics"])
-    assert {"enhanced_lstm", "transformer", "lightgbm", "ensemble_stacking", "naive", "drift"} == set(report["validation"])
+    assert {"enhanced_lstm", "transformer", "lightgbm", "ensemble_stacking", "ensemble_stacking_raw", "naive", "drift"} == set(report["validation"])
     assert set(report["regimes"]) == {"train", "val", "test"}
     for level in ("0.8", "0.95"):
         assert 0.0 <= report["uncertainty"]["conformal"][level]["coverage"][0] <= 1.0
@@ -52,6 +52,8 @@ def test_ensemble_version_references_its_bases(production):
     root, _, _, _ = production
     metadata = json.loads((root / "models" / "BTCUSDT" / "ensemble" / "v0001" / "metadata.json").read_text())
     assert metadata["kind"] == "ensemble"
+    spec = json.loads((root / "models" / "BTCUSDT" / "ensemble" / "v0001" / "ensemble.json").read_text())
+    assert len(spec["gate"]["model_weight"]) == 3 and "pvalue" in spec["gate"]["evidence"]
     for ref in metadata["bases"].values():
         assert (root / "models" / ref / "metadata.json").is_file()
 

@@ -295,6 +295,8 @@ def test_compare_flattens_metrics(registry: ModelRegistry) -> None:
     assert [(r["model_type"], r["version"], r["stage"]) for r in rows] == [("lightgbm", "v0001", "dev"), ("lstm", "v0001", "staging")]
     assert rows[0]["lightgbm.h1.rmse_ratio"] == 0.97 and rows[0]["fit_seconds"] == 3.5
     assert rows[1]["lstm.h7.rmse_ratio"] == 1.01 and "created_at" in rows[1]
+    _create(registry, "tcn", "c", metrics={"tcn": {1: {"rmse_ratio": 1.0}}}, validation_metrics={"tcn": {1: {"rmse_ratio": 0.99}}})
+    assert registry.compare(SYMBOL)[-1]["val.tcn.h1.rmse_ratio"] == 0.99
     only = registry.compare(SYMBOL, [("lstm", "v0001")])
     assert [r["model_type"] for r in only] == ["lstm"]
     with pytest.raises(RegistryError, match="unknown symbol"):

@@ -8,6 +8,7 @@ mixture intervals are scored on the test part for the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,12 @@ from atb.ensemble.uncertainty import (
     mean_width,
 )
 from atb.models import ForecastModel
+from atb.models.gate import SkillGate
 
 CROSS_FIT_BLOCKS = 5
 SERVED_METHOD = "ensemble_stacking"
+# (val_prediction, val_target, drift, horizons) -> the skill gate; see atb.evaluation.skill
+GateFitter = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]], SkillGate]
 
 
 @dataclass
@@ -59,12 +63,16 @@ def fit_ensemble(
     test_windows: dict[str, np.ndarray],
     spec: ProductionSpec,
     seed: int,
+    fit_gate: GateFitter | None = None,
 ) -> FittedEnsemble:
     """Every combination method on the test part, fitted on validation predictions only.
 
     `val_preds` and `test_preds` are each model's forecasts of the validation and test
     origins of `dataset` (which gives the targets and times); `test_windows` each model's
-    own input windows of the test origins (for MC dropout); `close` gives the regimes."""
+    own input windows of the test origins (for MC dropout); `close` gives the regimes.
+    `fit_gate(val_prediction, val_target, drift, horizons)` puts a skill gate in front of the
+    served stacking forecast, fitted on its cross-fitted validation predictions; the
+    ungated stacking forecast is reported beside it as `ensemble_stacking_raw`."""
     val, test = dataset.val, dataset.test
 
     regimes = regimes_by_split(close, dataset)
@@ -79,15 +87,18 @@ def fit_ensemble(
     online = OnlineWeights(horizons=dataset.horizons, initial=fixed_weights).fit(val_preds, val.y)
     online_test, online_weights = online.combine(test_preds, test.y)
 
+    raw_stacking, raw_cross_fitted = stacking.combine(test_preds), cross_fitted_stacking(val_preds, val)
+    gate = fit_gate(raw_cross_fitted, val.y, dataset.train.y.mean(axis=0), dataset.horizons) if fit_gate else None
+    cross_fitted = gate.apply(raw_cross_fitted) if gate else raw_cross_fitted
     test_predictions = {
         **test_preds,
         "ensemble_fixed": fixed.combine(test_preds),
         "ensemble_regime": regime.combine(test_preds, test_regimes),
-        SERVED_METHOD: stacking.combine(test_preds),
+        SERVED_METHOD: gate.apply(raw_stacking) if gate else raw_stacking,
+        **({f"{SERVED_METHOD}_raw": raw_stacking} if gate else {}),
         "ensemble_online": online_test,
     }
 
-    cross_fitted = cross_fitted_stacking(val_preds, val)
     conformal = ConformalIntervals(LEVELS).fit(cross_fitted, val.y)
     residual_std = {
         name: np.std(val_preds[name] - val.y, axis=0, ddof=1).tolist()
@@ -109,10 +120,13 @@ def fit_ensemble(
         conformal={str(level): conformal.quantiles_[level].tolist() for level in LEVELS},
         residual_std=residual_std,
         mc_samples=spec.mc_samples if spec.uncertainty else 1,
+        gate=gate,
     )
     return FittedEnsemble(
         test_predictions=test_predictions,
-        validation_predictions={**val_preds, SERVED_METHOD: cross_fitted},
+        validation_predictions={
+            **val_preds, SERVED_METHOD: cross_fitted, **({f"{SERVED_METHOD}_raw": raw_cross_fitted} if gate else {})
+        },
         spec=ensemble_spec,
         online_weights=pd.DataFrame(online_weights[:, :, 0], index=pd.DatetimeIndex(test.origin_time), columns=names),
         test_regimes=pd.Series(test_regimes, index=pd.DatetimeIndex(test.origin_time)),

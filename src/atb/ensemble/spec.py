@@ -1,9 +1,10 @@
 """What an ensemble version stores besides its base versions: `ensemble.json`.
 
 It holds references to the base versions, the stacking meta-learner (per
-horizon: intercept and one coefficient per base), split-conformal half-widths
-per level and horizon (calibrated on cross-fitted validation predictions), the
-fixed weights and the per-horizon residual std of bases without MC dropout.
+horizon: intercept and one coefficient per base), the skill gate in front of
+the stacked forecast, split-conformal half-widths per level and horizon
+(calibrated on cross-fitted, gated validation predictions), the fixed weights
+and the per-horizon residual std of bases without MC dropout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from atb.io import atomic_write_json
+from atb.models.gate import SkillGate
 
 LEVELS = (0.8, 0.95)
 
@@ -31,6 +33,7 @@ class EnsembleSpec:
     conformal: dict[str, list[float]]  # str(level) -> half-width per horizon (log-return space)
     residual_std: dict[str, list[float]]  # base without MC dropout -> per-horizon validation residual std
     mc_samples: int
+    gate: SkillGate | None = None  # in front of the stacked forecast (None: versions written before the gate)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(
@@ -44,6 +47,7 @@ class EnsembleSpec:
                 "conformal": self.conformal,
                 "residual_std": self.residual_std,
                 "mc_samples": self.mc_samples,
+                **({"gate": self.gate.to_dict()} if self.gate else {}),
             },
         )
 
@@ -61,6 +65,7 @@ class EnsembleSpec:
                 conformal=dict(raw["conformal"]),
                 residual_std=dict(raw["residual_std"]),
                 mc_samples=int(raw["mc_samples"]),
+                gate=SkillGate.from_dict(raw["gate"]) if raw.get("gate") else None,
             )
         except FileNotFoundError:
             raise FileNotFoundError(f"{path} is missing: the ensemble version is incomplete") from None
@@ -68,6 +73,8 @@ class EnsembleSpec:
             raise ValueError(f"{path} is corrupt: {exc}") from exc
 
     def stack(self, base_predictions: dict[str, np.ndarray]) -> np.ndarray:
-        """Meta-learner output `(n, H)` from base predictions `{name: (n, H)}`."""
+        """The served forecast `(n, H)` from base predictions `{name: (n, H)}`: the meta-learner's
+        output behind the skill gate."""
         stacked = np.stack([base_predictions[name] for name in self.bases], axis=1)  # (n, M, H)
-        return self.intercept + np.einsum("nmh,hm->nh", stacked, self.coefficients)
+        combined = self.intercept + np.einsum("nmh,hm->nh", stacked, self.coefficients)
+        return self.gate.apply(combined) if self.gate else combined

@@ -74,7 +74,8 @@ def leaderboard_markdown(result: dict) -> str:
         "was fitted; k is the gate's model weight.",
     ]
     for kind, per_series in result["summary"].items():
-        for series, entries in per_series.items():
+        shown = per_series if len(per_series) > 2 else {k: v for k, v in per_series.items() if k != MEAN_OVER_SERIES}
+        for series, entries in shown.items():
             horizons = list(next(iter(entries.values()))["horizons"])
             lines += ["", f"## {kind}: {series}", "", _header(horizons)]
             lines += ["|" + "---|" * (2 + 4 * len(horizons))]

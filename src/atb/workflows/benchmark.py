@@ -27,6 +27,7 @@ from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.leaderboard import MEAN_OVER_SERIES, leaderboard_markdown, summarise_runs
 from atb.evaluation.plots import plot_leaderboard
 from atb.evaluation.protocol import score
+from atb.evaluation.skill import fit_skill_gate
 from atb.evaluation.speed import time_inference
 from atb.io import atomic_write_json, atomic_write_text
 from atb.models import model_class
@@ -87,7 +88,7 @@ def run_benchmark(
                     runs.append(_run(item.symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
                 if set(ENSEMBLE_BASES) <= set(served):
                     close = prepared.candles.frame["close"]
-                    runs.append(_ensemble_run(item.symbol, split, seed, dataset, close, served, own_datasets))
+                    runs.append(_ensemble_run(item.symbol, split, seed, dataset, close, served, own_datasets, config.model.skill_gate))
                 if not served_models:  # the first series' holdout split and first seed
                     served_models = {name: (model, own_datasets[name].test.X) for name, model in served.items()}
     return {
@@ -118,7 +119,7 @@ def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw
     return {"series": symbol, "split": split, "model": model, "seed": seed, "fit_s": fit_seconds, "horizons": horizons}
 
 
-def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, datasets: dict[str, Dataset]) -> dict:
+def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, datasets: dict[str, Dataset], gated: bool) -> dict:
     """The stacking ensemble of the (gated) default bases: fitted on their validation forecasts,
     scored on the test part; its validation figure is cross-fitted."""
     tic = time.perf_counter()
@@ -132,11 +133,15 @@ def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, da
         test_windows={name: datasets[name].test.X for name, model in bases.items()},
         spec=ProductionSpec(uncertainty=False),
         seed=seed,
+        fit_gate=fit_skill_gate if gated else None,
     )
-    stacked_val = fitted.validation_predictions[SERVED_METHOD]
-    horizons = _figures(dataset, fitted.served_prediction, stacked_val, fitted.served_prediction, stacked_val)
-    for figures in horizons.values():
-        figures["gate_a"] = figures["gate_k"] = None
+    served_val, raw = fitted.validation_predictions[SERVED_METHOD], f"{SERVED_METHOD}_raw"
+    raw_test, raw_val = fitted.test_predictions.get(raw, fitted.served_prediction), fitted.validation_predictions.get(raw, served_val)
+    horizons = _figures(dataset, fitted.served_prediction, served_val, raw_test, raw_val)
+    gate = fitted.spec.gate
+    for j, figures in enumerate(horizons.values()):
+        figures["gate_a"] = float(gate.drift_weight[j]) if gate else None
+        figures["gate_k"] = float(gate.model_weight[j]) if gate else None
     return {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
 
 

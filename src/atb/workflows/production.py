@@ -23,6 +23,7 @@ from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.diagnostics import write_ensemble_plots
 from atb.evaluation.protocol import backtest, score, skill_warnings
 from atb.evaluation.report import ProductionReport
+from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
 from atb.models.trainer import FitSettings
@@ -115,6 +116,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
         test_windows={name: base.dataset.test.X for name, base in bases.items()},
         spec=production,
         seed=config.fit.seed,
+        fit_gate=fit_skill_gate if config.model.skill_gate else None,
     )
     base_refs = {name: base.version.ref for name, base in bases.items()}
     fitted.spec.bases = base_refs
