@@ -14,6 +14,7 @@ plus its own weights files; nothing is pickled.
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -271,6 +272,25 @@ def horizon_mae(y_true: np.ndarray, y_pred: np.ndarray, horizons: tuple[int, ...
     """`{"val_mae_h{h}": MAE}` per horizon, in target space."""
     errors = np.abs(np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)).mean(axis=0)
     return {f"val_mae_h{h}": float(e) for h, e in zip(horizons, errors)}
+
+
+def one_pass_history(
+    model: ForecastModel,
+    train: Windows,
+    val: Windows,
+    train_prediction: np.ndarray,
+    val_prediction: np.ndarray,
+    started: float,
+    on_epoch: Callable[[dict], None] | None,
+) -> list[dict]:
+    """The one-row history of a model fitted in one pass (kept as `history_` and passed to
+    `on_epoch`): training MAE as the loss, validation MAE per horizon."""
+    val_mae = horizon_mae(val.y, np.broadcast_to(val_prediction, val.y.shape), model.horizons)
+    loss = float(np.abs(train_prediction - train.y).mean())
+    model.history_ = [mae_history_row(1, loss, val_mae, lr=0.0, seconds=time.perf_counter() - started)]
+    if on_epoch is not None:
+        on_epoch(model.history_[0])
+    return model.history_
 
 
 def mae_history_row(epoch: int, loss: float, val_mae: dict[str, float], lr: float, seconds: float) -> dict[str, Any]:

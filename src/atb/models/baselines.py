@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from atb.models.base import BASELINE_FAMILY, ForecastModel, horizon_mae, mae_history_row
+from atb.models.base import BASELINE_FAMILY, ForecastModel, one_pass_history
 from atb.models.trainer import FitSettings
 from atb.windows import Windows
 
@@ -38,14 +38,7 @@ class _Baseline(ForecastModel):
         self.check_training_windows(val, "val")
         self.hyperparameters()
         self._fit_targets(np.asarray(train.y, dtype=np.float64))
-        forecast = self._forecast()
-        val_mae = horizon_mae(val.y, np.broadcast_to(forecast, val.y.shape), self.horizons)
-        loss = float(np.abs(forecast - train.y).mean())
-        row = mae_history_row(1, loss, val_mae, lr=0.0, seconds=time.perf_counter() - started)
-        self.history_ = [row]
-        if on_epoch is not None:
-            on_epoch(row)
-        return self.history_
+        return one_pass_history(self, train, val, self._forecast(), self._forecast(), started, on_epoch)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self.check_fitted()

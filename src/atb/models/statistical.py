@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from atb.models.base import ForecastModel, horizon_mae, mae_history_row
+from atb.models.base import ForecastModel, one_pass_history
 from atb.models.trainer import FitSettings
 from atb.windows import Windows
 
@@ -61,12 +61,7 @@ class _StatisticalModel(ForecastModel):
         self.check_training_windows(val, "val")
         self.hyperparameters()
         self._fit_path(np.concatenate([[0.0], np.cumsum(_return_path(train.X))]))
-        val_mae = horizon_mae(val.y, self._forecast(val.X), self.horizons)
-        loss = float(np.abs(self._forecast(train.X) - train.y).mean())
-        self.history_ = [mae_history_row(1, loss, val_mae, lr=0.0, seconds=time.perf_counter() - started)]
-        if on_epoch is not None:
-            on_epoch(self.history_[0])
-        return self.history_
+        return one_pass_history(self, train, val, self._forecast(train.X), self._forecast(val.X), started, on_epoch)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self.check_fitted()
