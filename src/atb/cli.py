@@ -36,7 +36,9 @@ err_console = Console(stderr=True)
 # Options shared by several commands; None means "use the TrainingConfig default".
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="CSV/Parquet candles instead of the bundled sample.")]
 ExchangeOpt = Annotated[Optional[str], typer.Option("--exchange", help="Download from this CCXT exchange (e.g. binance).")]
-TimeframeOpt = Annotated[Optional[str], typer.Option("--timeframe", help="Bar size for exchange downloads (1m .. 1d).")]
+TimeframeOpt = Annotated[
+    Optional[str], typer.Option("--timeframe", help="Bar size (1m .. 1d) of an exchange download (default 1d); with --data, checked against the file.")
+]
 DaysOpt = Annotated[Optional[int], typer.Option("--days", help="Keep only the newest N days.")]
 GapsOpt = Annotated[Optional[str], typer.Option("--gaps", help="Gap policy: error, ffill or keep.")]
 KeepLastOpt = Annotated[bool, typer.Option("--keep-last-bar", help="Keep the last bar of a file (dropped as possibly partial by default).")]

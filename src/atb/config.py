@@ -47,7 +47,7 @@ class DataSpec:
     symbol: str = "BTCUSDT"
     data_path: Path | None = None
     exchange: str | None = None
-    timeframe: str = "1d"
+    timeframe: str | None = None  # bar size: an exchange's (default 1d); for a file, checked against its bars
     days: int | None = None
     gap_policy: str = "ffill"
     drop_partial_last_bar: bool = True
@@ -61,7 +61,7 @@ class DataSpec:
         object.__setattr__(self, "also", tuple(str(v) for v in _as_tuple(self.also)))
         _require(not (self.also and self.funding_path), "also: a global model over several series cannot use funding features (funding_path is set)")
         _require(bool(self.symbol) and self.symbol.strip() == self.symbol, f"symbol: {self.symbol!r} must be a non-empty name without spaces")
-        _require(self.timeframe in TIMEFRAMES, f"timeframe: {self.timeframe!r} is not one of {list(TIMEFRAMES)}")
+        _require(self.timeframe is None or self.timeframe in TIMEFRAMES, f"timeframe: {self.timeframe!r} is not one of {list(TIMEFRAMES)}")
         _require(self.gap_policy in GAP_POLICIES, f"gap_policy: {self.gap_policy!r} is not one of {list(GAP_POLICIES)}")
         _require(self.days is None or self.days > 0, f"days: {self.days} must be positive")
 

@@ -104,8 +104,14 @@ class FeatureTransform:
         if len(features) < self.lookback:
             raise ValueError(f"need {self.lookback} rows of features for one window, got {len(features)}")
         scaled = self.scale_frame(features.iloc[-self.lookback :])
-        if not np.isfinite(scaled).all():
-            raise ValueError("the newest window holds NaN features (not enough history after the warm-up)")
+        bad = ~np.isfinite(scaled)
+        if bad.any():
+            row, column = map(int, np.argwhere(bad)[0])
+            names = [self.feature_names[k] for k in np.flatnonzero(bad.any(axis=0))]
+            raise ValueError(
+                f"the newest window holds non-finite features {names[:5]} (first at {features.index[-self.lookback + row]}): "
+                "not enough history after the warm-up, or the candles hold a flat or filled stretch there"
+            )
         return scaled[None]
 
     def split_at(self, features: pd.DataFrame, close: pd.Series, origins: np.ndarray | None = None) -> Split:

@@ -20,6 +20,7 @@ from atb.data.validate import (
     OHLCV_COLUMNS,
     DataValidationError,
     ValidationReport,
+    infer_bar_duration,
     raise_at_first_row,
     row_number,
     validate_ohlcv,
@@ -27,6 +28,7 @@ from atb.data.validate import (
 from atb.timeframes import TIMEFRAMES
 
 SAMPLE_SYMBOLS = ("BTCUSDT",)
+DEFAULT_EXCHANGE_TIMEFRAME = "1d"
 _TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time", "opentime")
 _UNIX_SECONDS_MAX = 1e11  # below: seconds; above: milliseconds (1e11 s is the year 5138)
 
@@ -87,16 +89,19 @@ def load_candles(spec: DataSpec | None = None, now: pd.Timestamp | None = None) 
     elif spec.exchange is not None:
         from atb.data.exchange import fetch_ohlcv
 
-        source = f"{spec.exchange}:{spec.symbol}:{spec.timeframe}"
+        timeframe = spec.timeframe or DEFAULT_EXCHANGE_TIMEFRAME
+        source = f"{spec.exchange}:{spec.symbol}:{timeframe}"
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
         raw = fetch_ohlcv(
-            spec.symbol, timeframe=spec.timeframe, days=spec.days or 365, exchange=spec.exchange, now=now, cache_dir=spec.cache_dir
+            spec.symbol, timeframe=timeframe, days=spec.days or 365, exchange=spec.exchange, now=now, cache_dir=spec.cache_dir
         )
-        bar_duration = TIMEFRAMES[spec.timeframe]
+        bar_duration = TIMEFRAMES[timeframe]
     else:
         path = sample_path(spec.symbol)
         source = f"bundled sample {path.name}"
         raw = read_ohlcv_file(path)
+    if bar_duration is None and spec.timeframe is not None:
+        check_timeframe(raw, source, spec.timeframe)
     frame, report = validate_ohlcv(
         raw,
         source,
@@ -108,6 +113,16 @@ def load_candles(spec: DataSpec | None = None, now: pd.Timestamp | None = None) 
     if spec.days is not None:
         frame = frame.loc[frame.index > frame.index[-1] - pd.Timedelta(days=spec.days)]
     return Candles(frame=frame, report=report, symbol=spec.symbol, source=source)
+
+
+def check_timeframe(raw: pd.DataFrame, source: str, timeframe: str) -> None:
+    """Refuse a file whose bars are not the `timeframe` the user named."""
+    inferred = infer_bar_duration(raw.index.unique().sort_values(), source)
+    if inferred != TIMEFRAMES[timeframe]:
+        raise DataValidationError(
+            f"{source}: its bars are {inferred} apart but timeframe {timeframe!r} ({TIMEFRAMES[timeframe]}) was given; "
+            "leave --timeframe out (a file's bar size is inferred) or give a file of that bar size"
+        )
 
 
 def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:

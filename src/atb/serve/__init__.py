@@ -4,6 +4,6 @@ Imports the library rooms, never a workflow.
 """
 
 from atb.serve.loader import load_version, resolve_version
-from atb.serve.predictor import ENGINES, Predictor, forecast_row
+from atb.serve.predictor import ENGINES, ForecastError, Predictor, forecast_row
 
-__all__ = ["ENGINES", "Predictor", "forecast_row", "load_version", "resolve_version"]
+__all__ = ["ENGINES", "ForecastError", "Predictor", "forecast_row", "load_version", "resolve_version"]

@@ -12,7 +12,7 @@ from atb.ensemble.spec import LEVELS, EnsembleSpec
 from atb.ensemble.uncertainty import combine_uncertainty, gaussian_interval, mc_moments
 from atb.layout import ENSEMBLE_FILE
 from atb.registry import ModelRegistry, ModelVersion
-from atb.serve.predictor import Predictor, forecast_row
+from atb.serve.predictor import Predictor, checked_forecast, forecast_row
 
 
 @dataclass
@@ -66,14 +66,14 @@ class EnsemblePredictor:
                 row[f"conformal_lower_{pct}"] = close * float(np.exp(point[j] - half))
                 row[f"conformal_upper_{pct}"] = close * float(np.exp(point[j] + half))
             rows.append(row)
-        return {
+        return checked_forecast({
             "model": self.name,
             "symbol": candles.symbol,
             "origin_time": origin.isoformat(),
             "origin_close": close,
             "horizons": rows,
             "bases": {name: [float(v) for v in p[0]] for name, p in points.items()},
-        }
+        })
 
     def latest_windows(self, candles: Candles) -> dict[str, np.ndarray]:
         """Each base's newest window; the feature matrix is built once per feature source."""

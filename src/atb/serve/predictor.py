@@ -21,6 +21,10 @@ from atb.models.gate import GatedModel, SkillGate
 ENGINES = ("torch", "onnx")
 
 
+class ForecastError(ValueError):
+    """A version cannot forecast from these candles; the message names the version and the cause."""
+
+
 @dataclass
 class Predictor:
     """A loaded model version: the model (behind its skill gate when the version has one),
@@ -66,6 +70,8 @@ class Predictor:
         return self.transform.target.horizons
 
     def features(self, candles: Candles) -> pd.DataFrame:
+        """The candidate feature matrix of `candles`, refused when their bar size is not the version's."""
+        check_bar_size(self.name, self.feature_spec, candles)
         funding = self.feature_spec.get("funding_path")
         return feature_matrix(candles, Path(funding) if funding else None)
 
@@ -80,13 +86,32 @@ class Predictor:
     def forecast(self, candles: Candles) -> dict:
         """JSON-ready forecast: origin, and per horizon the target bar time and price."""
         origin, close, prices = self.predict_prices(candles)
-        return {
+        return checked_forecast({
             "model": self.name,
             "symbol": candles.symbol,
             "origin_time": origin.isoformat(),
             "origin_close": close,
             "horizons": [forecast_row(origin, candles.bar_duration, h, close, price) for h, price in zip(self.horizons, prices)],
-        }
+        })
+
+
+def check_bar_size(name: str, feature_spec: dict, candles: Candles) -> None:
+    """Refuse candles whose bar size differs from the one the version was trained on."""
+    trained = feature_spec.get("bar_duration")
+    if trained is not None and pd.Timedelta(trained) != candles.bar_duration:
+        raise ForecastError(
+            f"{name} was trained on {pd.Timedelta(trained)} bars but {candles.source} has {candles.bar_duration} bars; "
+            "give candles of the version's bar size"
+        )
+
+
+def checked_forecast(forecast: dict) -> dict:
+    """The forecast, refused when any number in it is not finite (never served as NaN)."""
+    bad = [f"h={row['horizon']} {key}" for row in forecast["horizons"] for key, value in row.items() if isinstance(value, float) and not np.isfinite(value)]
+    bad += [f"base {name}" for name, values in forecast.get("bases", {}).items() if not np.isfinite(values).all()]
+    if bad or not np.isfinite(forecast["origin_close"]):
+        raise ForecastError(f"{forecast['model']}: the forecast is not finite ({', '.join(bad[:5]) or 'origin close'}); nothing is served")
+    return forecast
 
 
 def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int, close: float, price: float) -> dict:

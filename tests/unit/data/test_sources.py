@@ -150,3 +150,12 @@ def test_days_keeps_the_newest_span():
 
 def test_sample_is_packaged_file():
     assert Path(sample_path("btc/usdt")).name == "BTCUSDT_1d.csv"
+
+
+def test_a_timeframe_given_with_a_file_is_checked_against_its_bars(tmp_path):
+    path = tmp_path / "two_hourly.csv"
+    _frame(n=60, freq="2h").to_csv(path)
+    assert load_candles(DataSpec(data_path=path, timeframe="2h")).bar_duration == pd.Timedelta("2h")
+    assert load_candles(DataSpec(data_path=path)).bar_duration == pd.Timedelta("2h")
+    with pytest.raises(DataSourceError, match=r"two_hourly.csv: its bars are 0 days 02:00:00 apart but timeframe '1h'"):
+        load_candles(DataSpec(data_path=path, timeframe="1h"))
