@@ -10,11 +10,13 @@ import json
 import logging
 import math
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from atb.config import ConfigError, TrainingConfig
@@ -31,7 +33,7 @@ app.add_typer(dev_app, name="dev")
 
 # Metrics tables need ~130 columns: piped output (logs, CI) gets that width instead of 80.
 console = Console(width=None if Console().is_terminal else 150)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 # Options shared by several commands; None means "use the TrainingConfig default".
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="CSV/Parquet candles instead of the bundled sample.")]
@@ -71,8 +73,13 @@ def data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding) ->
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=1)
+
+
+def warn(console_: Console, message: str) -> None:
+    """A data or skill warning; its text is shown as written (brackets are not markup)."""
+    console_.print(f"[yellow]{escape(message)}[/]")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -122,12 +129,15 @@ def validation_view(validation: dict[str, dict[int, dict]], gate: dict | None, t
 
 
 def run_guarded(action):
-    """Turn the library's input errors into one clear line and exit code 1."""
+    """Turn the library's input errors, and the system's refusals (a folder that cannot be
+    written, a full disk), into one clear line and exit code 1."""
     try:
         return action()
     except Exception as exc:
         if isinstance(exc, input_errors()):
             fail(str(exc))
+        if isinstance(exc, OSError):
+            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         raise
 
 
@@ -139,7 +149,7 @@ def input_errors() -> tuple[type[Exception], ...]:
     from atb.models.base import CapabilityError
     from atb.registry import RegistryError
 
-    return (ValueError, FileNotFoundError, RegistryError, ExchangeDataError, CapabilityError)
+    return (ValueError, FileNotFoundError, RegistryError, ExchangeDataError, CapabilityError)  # TrackingError is a ValueError
 
 
 def registry_dir(path: Path | None) -> Path:
@@ -156,10 +166,16 @@ def open_registry(path: Path | None):
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library progress.")] = False) -> None:
+    # SIGTERM unwinds like an exit: temporary folders are removed, an MLflow run ends KILLED.
+    signal.signal(signal.SIGTERM, exit_on_signal)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # MLflow sets its own logger level on import; its variable is the way to quiet it.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command("list-models")
@@ -201,7 +217,7 @@ def features(
 
     candles, matrix = run_guarded(action)
     for line in candles.report.messages():
-        console.print(f"[yellow]{line}[/]")
+        warn(console, line)
     table = Table(title=f"{symbol}: {matrix.shape[1]} features over {len(matrix)} bars")
     table.add_column("category")
     table.add_column("features", justify="right")
@@ -231,7 +247,7 @@ def data_fetch(
     )
     frame = candles.frame
     for line in candles.report.messages():
-        console.print(f"[yellow]{line}[/]")
+        warn(console, line)
     console.print(f"{symbol} {timeframe}: {len(frame)} bars, {frame.index[0]} .. {frame.index[-1]}")
 
 
@@ -326,7 +342,8 @@ class ProgressView:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
+            transient=True,
         )
         self.epochs = epochs
         self.task = None
@@ -347,7 +364,7 @@ class ProgressView:
             info = f"epoch {payload['epoch']} loss {payload['loss']:.5f} val {payload['val_loss']:.5f}"
             self.progress.update(self.task, completed=int(payload["epoch"]), info=info)
         elif kind == "message":
-            self.progress.console.print(f"[yellow]{payload['text']}[/]")
+            warn(self.progress.console, payload["text"])
 
 
 def show_training_result(report) -> None:
@@ -435,7 +452,7 @@ def train_production_command(
     results = run_guarded(action)
     for result in results:
         if result.error:
-            err_console.print(f"[bold red]{result.symbol} failed:[/] {result.error}")
+            err_console.print(f"[bold red]{result.symbol} failed:[/] {escape(result.error)}")
             continue
         if result.metrics:
             console.print(validation_view(result.validation, None, f"{result.symbol}: validation skill (stacking cross-fitted)"))
@@ -653,8 +670,10 @@ def models_export(
     """Export a neural model version to ONNX (inputs [batch, lookback, features], outputs [batch, horizons])."""
     from atb.models.onnx import export_onnx
     from atb.serve import load_version
+    from atb.workflows.preflight import check_writable
 
     def action():
+        check_writable(output.parent, "--output")
         predictor = load_version(registry_dir(registry), symbol, model_type=model_type, ref=ref)
         return export_onnx(predictor.model, output)
 

@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from typing import Any
 
 from atb.io import atomic_write_json
 from atb.layout import METADATA_FILE
+from atb.processes import OWNER_END, owner, remove_abandoned
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ _TYPE_POINTER = "latest"
 _SYMBOL_POINTER = "latest.json"
 _STAGES_FILE = "stages.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_OWNER_END = "~"  # build directories: "{host}.{pid}~{symbol}-{model_type}-{random}"
 _VERSION = re.compile(r"v(\d{4,})")
 
 
@@ -101,13 +100,13 @@ class ModelRegistry:
         latest of its type and of its symbol, and enters stage "dev". If
         `populate` raises, nothing is kept and the error propagates.
         """
-        _check_name("symbol", symbol)
-        _check_name("model_type", model_type)
+        check_name("symbol", symbol)
+        check_name("model_type", model_type)
         _check_reserved_fields(metadata, symbol, model_type)
         staging = self.root / _STAGING_DIR
         staging.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned_builds(staging)
-        build_dir = Path(tempfile.mkdtemp(prefix=f"{_build_owner()}{_OWNER_END}{symbol}-{model_type}-", dir=staging))
+        remove_abandoned(staging)
+        build_dir = Path(tempfile.mkdtemp(prefix=f"{owner()}{OWNER_END}{symbol}-{model_type}-", dir=staging))
         try:
             populate(build_dir)
             if (build_dir / METADATA_FILE).exists():
@@ -289,12 +288,12 @@ class ModelRegistry:
         return _version_number(ids[-1]) + 1 if ids else 1
 
     def _require_symbol(self, symbol: str) -> None:
-        _check_name("symbol", symbol)
+        check_name("symbol", symbol)
         if not (self.root / symbol).is_dir():
             raise RegistryError(f"unknown symbol {symbol!r} in registry {self.root}; symbols: {self.symbols()}")
 
     def _require_model_type(self, symbol: str, model_type: str) -> None:
-        _check_name("model_type", model_type)
+        check_name("model_type", model_type)
         if not (self.root / symbol / model_type).is_dir():
             raise RegistryError(f"{symbol}: unknown model type {model_type!r}; model types: {self.model_types(symbol)}")
 
@@ -372,38 +371,8 @@ def flatten_metrics(nested: Mapping[str, Any], sep: str = ".") -> dict[str, Any]
     return flat
 
 
-def _host() -> str:
-    """This machine's name with only letters, digits and '-' (no '.' or '~')."""
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
-
-
-def _build_owner() -> str:
-    """`{host}.{pid}` of this process, as build directory names start."""
-    return f"{_host()}.{os.getpid()}"
-
-
-def _remove_abandoned_builds(staging: Path) -> None:
-    """Delete build directories of this host whose process has exited."""
-    host = _host()
-    for build in staging.iterdir():
-        owner, separator, _ = build.name.partition(_OWNER_END)
-        owner_host, _, pid = owner.rpartition(".")
-        if separator and owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
-            logger.warning("removing %s, left by process %s which exited mid-build", build, pid)
-            shutil.rmtree(build, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
-
-
-def _check_name(kind: str, name: str) -> None:
+def check_name(kind: str, name: str) -> None:
+    """Refuse a name that cannot be a registry folder (symbols, model types)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise RegistryError(f"{kind} {name!r} is not a valid registry name: use letters, digits, '_' and '-' (e.g. 'BTCUSDT')")
 

@@ -3,8 +3,11 @@
 By default runs go to a local SQLite store, `sqlite:///<local_dir>/mlflow.db`,
 with artifacts under `<local_dir>/artifacts`; `MLFLOW_TRACKING_URI` or an
 explicit URI points elsewhere. A store that cannot be opened stops the run
-before any training starts; a logging call that fails later is logged as a
-warning and skipped, so a tracking hiccup never throws away a trained model.
+before any training starts (`TrackingError`, one line naming the URI); a logging
+call that fails later is logged as a warning and skipped, so a tracking hiccup
+never throws away a trained model. A run left by an interrupt ends KILLED; one
+whose process was killed outright (SIGKILL) is marked KILLED by the next run of
+its experiment on the same host.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import TracebackType
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from atb.processes import owner, owner_exited
 from atb.registry import flatten_metrics
 
 logger = logging.getLogger(__name__)
@@ -28,6 +32,27 @@ logger = logging.getLogger(__name__)
 # MLflow reads these when it is imported; a user's own setting wins.
 _QUIET_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 _LOCAL_SCHEMES = ("", "file", "sqlite")
+_SCHEMES = (*_LOCAL_SCHEMES, "http", "https", "postgresql", "mysql", "mssql", "databricks")
+_OWNER_TAG = "atb.owner"
+
+
+class TrackingError(ValueError):
+    """The tracking store cannot be used; the message names the URI and the remedy."""
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a URI MLflow cannot store runs at: an unknown scheme, or a local store in a
+    folder that cannot be written."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.split("+")[0]
+    if scheme not in _SCHEMES:
+        raise TrackingError(f"tracking URI {uri!r}: scheme {parsed.scheme!r} is not one of {list(_SCHEMES)}; fix --tracking-uri or use --no-mlflow")
+    if scheme in ("sqlite", "file") and parsed.path:
+        folder = Path(parsed.path).parent if scheme == "sqlite" else Path(parsed.path)
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise TrackingError(f"tracking URI {uri!r}: {existing or folder} is not a writable folder; fix --tracking-uri or use --no-mlflow")
+
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
@@ -83,12 +108,18 @@ class Tracker:
             self._turn_off(f"MLflow cannot be imported ({exc})")
             return self
         uri = self.tracking_uri or default_tracking_uri(self.local_dir)
-        if _is_local(uri):
-            self.local_dir.mkdir(parents=True, exist_ok=True)
-        self._client = mlflow.MlflowClient(tracking_uri=uri)
+        check_tracking_uri(uri)
         self._errors = (mlflow.MlflowException, OSError)
-        experiment_id = self._experiment_id(uri)
-        self._run_id = self._client.create_run(experiment_id, run_name=self.run_name).info.run_id
+        try:
+            if _is_local(uri):
+                self.local_dir.mkdir(parents=True, exist_ok=True)
+            self._client = mlflow.MlflowClient(tracking_uri=uri)
+            experiment_id = self._experiment_id(uri)
+            self._mark_abandoned_runs(experiment_id)
+            run = self._client.create_run(experiment_id, run_name=self.run_name, tags={_OWNER_TAG: owner()})
+        except Exception as exc:  # MLflow raises many kinds; each means "this store cannot be used"
+            raise TrackingError(f"MLflow tracking at {uri!r} cannot be used: {type(exc).__name__}: {str(exc).splitlines()[0]}; fix --tracking-uri or use --no-mlflow") from exc
+        self._run_id = run.info.run_id
         self._state = "running"
         logger.info("MLflow run %s in experiment %r at %s", self._run_id, self.experiment, uri)
         return self
@@ -101,7 +132,8 @@ class Tracker:
     ) -> None:
         if self._state != "running":
             return
-        status = "FINISHED" if exc_type is None else "FAILED"
+        interrupted = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit))
+        status = "FINISHED" if exc_type is None else "KILLED" if interrupted else "FAILED"
         self._state = "ended"
         self._safely("end the run", self._client.set_terminated, self._run_id, status)
 
@@ -182,6 +214,13 @@ class Tracker:
             logger.info("restoring deleted MLflow experiment %r", self.experiment)
             self._client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
+
+    def _mark_abandoned_runs(self, experiment_id: str) -> None:
+        """End as KILLED the RUNNING runs whose owning process on this host has exited."""
+        for run in self._client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=100):
+            if owner_exited(run.data.tags.get(_OWNER_TAG, "")):
+                logger.warning("MLflow run %s was left running by a process that exited; marked KILLED", run.info.run_id)
+                self._safely("end an abandoned run", self._client.set_terminated, run.info.run_id, "KILLED")
 
     def _safely(self, action: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:

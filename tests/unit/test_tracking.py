@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from atb.tracking import Tracker, default_tracking_uri
+from atb.processes import host
+from atb.tracking import Tracker, TrackingError, default_tracking_uri
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 
@@ -123,3 +125,34 @@ def test_default_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_tracking_uri(tmp_path / "mlruns") == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert default_tracking_uri(tmp_path / "mlruns") == "http://tracking.example:5000"
+
+
+def test_an_interrupt_marks_the_run_killed(store: Path) -> None:
+    with pytest.raises(SystemExit):
+        with Tracker(True, None, "interrupted", "run", local_dir=store) as tracker:
+            raise SystemExit(143)
+    assert _client(store).get_run(tracker.run_id).info.status == "KILLED"
+
+
+def test_a_run_whose_process_died_is_marked_killed_by_the_next(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr("atb.tracking.owner", lambda: f"{host()}.{dead.pid}")
+    orphan = Tracker(True, None, "orphans", "killed", local_dir=store).__enter__()  # never exited, as under SIGKILL
+    monkeypatch.undo()
+    live = Tracker(True, None, "orphans", "live", local_dir=store).__enter__()
+    with Tracker(True, None, "orphans", "next", local_dir=store):
+        pass
+    assert _client(store).get_run(orphan.run_id).info.status == "KILLED"
+    assert _client(store).get_run(live.run_id).info.status == "RUNNING"  # its process (this one) lives
+    live.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [("foo://bar", "scheme 'foo' is not one of"), ("sqlite:////proc/atb/mlflow.db", "sqlite:////proc/atb/mlflow.db.*use --no-mlflow")],
+)
+def test_an_unusable_uri_is_one_clear_error(uri: str, expected: str, tmp_path: Path) -> None:
+    with pytest.raises(TrackingError, match=expected):
+        with Tracker(True, uri, "bad", "run", local_dir=tmp_path):
+            pass

@@ -28,6 +28,7 @@ from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
 from atb.models.trainer import FitSettings
 from atb.registry import ModelRegistry, ModelVersion
+from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
 from atb.workflows.train_model import TrainingResult, train_model
 from atb.workflows.walk_forward import run_walk_forward
@@ -61,15 +62,20 @@ def train_production(
     data_paths: dict[str, Path] | None = None,
     on_event: EventHandler = ignore_events,
 ) -> list[SymbolResult]:
-    """Run the production pipeline for each symbol; a failing symbol is reported, the others go on."""
+    """Run the production pipeline for each symbol; a failing symbol is reported, the others go on.
+    Every symbol's names, folders and settings are checked before the first is trained."""
+    configs = [config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path)) for symbol in symbols]
+    for cfg in configs:
+        check_run(cfg, cfg.production.base_models)
+        if cfg.production.ensemble:
+            check_writable(cfg.output.registry_dir / cfg.data.symbol / ENSEMBLE_TYPE, "registry (--registry)")
     results = []
-    for symbol in symbols:
-        cfg = config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path))
+    for symbol, cfg in zip(symbols, configs):
         on_event("stage", {"name": "symbol", "label": symbol})
         try:
             results.append(train_symbol(cfg, on_event))
         except Exception as exc:  # one symbol's failure must not stop the others
-            logger.error("production run for %s failed:\n%s", symbol, traceback.format_exc())
+            logger.debug("production run for %s failed:\n%s", symbol, traceback.format_exc())
             on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
             results.append(SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}"))
     return results

@@ -37,6 +37,7 @@ from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.registry import ModelRegistry, ModelVersion
 from atb.windows import Windows
+from atb.workflows.preflight import check_run
 from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data, symbol_tracker
 
 
@@ -70,6 +71,7 @@ def train_model(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     symbol, spec = config.data.symbol, config.model
+    check_run(config, [spec.model_type])
 
     if prepared is None:  # otherwise the caller built (and timed) data and features once for several models
         tic = time.perf_counter()
