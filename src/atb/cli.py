@@ -49,6 +49,9 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML file o
 NoSkillGateOpt = Annotated[
     bool, typer.Option("--no-skill-gate", help="Serve the raw forecasts (by default each is shrunk toward drift/naive as validation supports).")
 ]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the interrupted fit of the same settings and data from its checkpoint (in output_dir/checkpoints).")
+]
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
 
 
@@ -270,6 +273,7 @@ def train_model_command(
     override: Annotated[Optional[list[str]], typer.Option("--set", help="Hyperparameter override NAME=VALUE (JSON value), repeatable.")] = None,
     no_skill_gate: NoSkillGateOpt = False,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
+    resume: ResumeOpt = False,
     also: Annotated[
         Optional[list[str]],
         typer.Option("--also", help="Train one model on these series too (candle files, or symbols from the same exchange); repeatable or comma-separated."),
@@ -309,6 +313,7 @@ def train_model_command(
             overrides=parse_overrides(override) or None,
             skill_gate=False if no_skill_gate else None,
             seeds=seeds,
+            resume=resume or None,
             also=",".join(also) if also else None,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
@@ -399,6 +404,7 @@ def train_production_command(
     no_ensemble: Annotated[bool, typer.Option("--no-ensemble", help="Train the base models only.")] = False,
     no_skill_gate: NoSkillGateOpt = False,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per base model, averaged (default 3).")] = None,
+    resume: ResumeOpt = False,
     tune: Annotated[bool, typer.Option("--tune", help="Optuna search per base model before training.")] = False,
     tune_trials: Annotated[Optional[int], typer.Option("--tune-trials")] = None,
     tune_timeout: Annotated[Optional[float], typer.Option("--tune-timeout", help="Seconds per study.")] = None,
@@ -431,6 +437,7 @@ def train_production_command(
             ensemble=False if no_ensemble else None,
             skill_gate=False if no_skill_gate else None,
             base_seeds=seeds,
+            resume=resume or None,
             tune=tune or None,
             tune_trials=tune_trials,
             tune_timeout=tune_timeout,

@@ -146,6 +146,7 @@ class FitSpec:
     device: str = "auto"
     mixed_precision: bool = False
     cuda_graphs: bool = False
+    resume: bool = False  # continue an interrupted fit of the same run from its checkpoint
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs: {self.epochs} must be >= 1")

@@ -16,11 +16,12 @@ captured once as a CUDA graph and replayed, see `_GraphedStep`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "best.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"  # the whole training state after the last epoch
 OPTIMIZERS = ("adam", "adamw")
 LOSSES = ("huber", "mse")
 HORIZON_WEIGHTINGS = ("equal", "inv_sqrt")
@@ -79,6 +80,7 @@ class FitSettings:
     loss: str | None = None
     min_delta: float = 0.0
     n_jobs: int | None = None
+    resume: bool = False  # continue from the checkpoint in checkpoint_dir, where there is one
 
     @classmethod
     def from_spec(cls, spec: FitSpec, checkpoint_dir: Path | None = None) -> FitSettings:
@@ -93,6 +95,7 @@ class FitSettings:
             cuda_graphs=spec.cuda_graphs,
             checkpoint_dir=checkpoint_dir,
             learning_rate=spec.learning_rate,
+            resume=spec.resume,
         )
 
 
@@ -219,6 +222,11 @@ def train_network(
     horizon's error inside the loss; MAE in the history stays in target space.
     A KeyboardInterrupt (from training or `on_epoch`) stops training after the
     current epoch's bookkeeping, restores the best weights and returns.
+
+    With a `checkpoint_dir`, the whole training state (weights, best weights,
+    optimizer, schedule, random generators, epoch, history) is written there
+    atomically after every epoch; `resume` continues from it, and on the CPU a
+    resumed fit ends with exactly the weights of an uninterrupted one.
     """
     _check_settings(settings)
     device = resolve_device(settings.device)
@@ -241,10 +249,17 @@ def train_network(
     step = step_class(network, loss_fn, optimizer, plan.grad_clip, autocast, _grad_scaler(settings, device))
     batches = _BatchPlan(len(X), plan.batch_size, settings.seed, drop_last=settings.cuda_graphs)
 
-    history: list[dict] = []
-    best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
+    checkpoint = TrainingCheckpoint(network, optimizer, per_step_schedule or plateau, batches.generator)
+    progress = _Progress()
+    if settings.resume and settings.checkpoint_dir is not None and (Path(settings.checkpoint_dir) / CHECKPOINT_FILE).is_file():
+        progress = checkpoint.load(Path(settings.checkpoint_dir) / CHECKPOINT_FILE)
+        logger.info("resuming after epoch %d from %s", progress.epoch, settings.checkpoint_dir)
+    history = progress.history
+    best_loss, best_state, best_epoch, waited = progress.best_loss, progress.best_state, progress.best_epoch, progress.waited
     try:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(progress.epoch + 1, settings.epochs + 1):
+            if waited >= settings.patience:  # a resumed fit that had already stopped early
+                break
             started = time.perf_counter()
             total = torch.zeros((), device=device)
             for index in batches.epoch(device):
@@ -258,7 +273,6 @@ def train_network(
             if improved:
                 best_loss, best_epoch, waited = val_loss, epoch, 0
                 best_state = _cpu_copy(network.state_dict())
-                _write_checkpoint(settings.checkpoint_dir, best_state, epoch, val_loss)
             else:
                 waited += 1
             row = {
@@ -270,6 +284,8 @@ def train_network(
                 **{f"val_mae_h{h}": m for h, m in zip(horizons, val_mae)},
             }
             history.append(row)
+            if settings.checkpoint_dir is not None:
+                checkpoint.save(Path(settings.checkpoint_dir) / CHECKPOINT_FILE, _Progress(epoch, history, best_loss, best_state, best_epoch, waited))
             logger.debug("epoch %d: %s", epoch, row)
             if on_epoch is not None:
                 on_epoch(row)
@@ -441,11 +457,97 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
 
 
-def _write_checkpoint(directory: Path | None, state: dict[str, torch.Tensor], epoch: int, val_loss: float) -> None:
-    if directory is None:
-        return
-    metadata = {"epoch": str(epoch), "val_loss": repr(val_loss)}
-    atomic_write_bytes(Path(directory) / CHECKPOINT_FILE, safetensors.torch.save(state, metadata=metadata))
+@dataclass
+class _Progress:
+    """Where a fit stands after `epoch` epochs."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int = 0
+    waited: int = 0
+
+
+@dataclass
+class TrainingCheckpoint:
+    """The whole state of a fit in one safetensors file (no pickle): tensors under
+    `weights.`, `best.`, `optimizer.`, `rng.`; everything else as JSON in its metadata."""
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    batch_generator: torch.Generator
+
+    def save(self, path: Path, progress: _Progress) -> None:
+        tensors = {f"weights.{k}": v for k, v in _cpu_copy(self.network.state_dict()).items()}
+        tensors |= {f"best.{k}": v for k, v in (progress.best_state or {}).items()}
+        optimizer_state = self.optimizer.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for index, values in optimizer_state["state"].items():
+            for name, value in values.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{index}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
+                else:
+                    scalars.setdefault(str(index), {})[name] = value
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.batches"] = self.batch_generator.get_state()
+        if torch.cuda.is_available():
+            tensors |= {f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+        state = {
+            "epoch": progress.epoch,
+            "history": progress.history,
+            "best_loss": progress.best_loss,
+            "best_epoch": progress.best_epoch,
+            "waited": progress.waited,
+            "param_groups": optimizer_state["param_groups"],
+            "optimizer_scalars": scalars,
+            "schedule": _schedule_state(self.schedule),
+        }
+        atomic_write_bytes(path, safetensors.torch.save(tensors, metadata={"state": json.dumps(state)}))
+
+    def load(self, path: Path) -> _Progress:
+        """Restore every piece; a checkpoint of another network or optimizer is refused by name."""
+        try:
+            tensors = safetensors.torch.load_file(path)
+            with safetensors.safe_open(path, framework="pt") as handle:
+                state = json.loads(handle.metadata()["state"])
+            self.network.load_state_dict(_prefixed(tensors, "weights."))
+            self.optimizer.load_state_dict(_optimizer_state(tensors, state, self.optimizer))
+        except (RuntimeError, KeyError, ValueError, OSError, safetensors.SafetensorError) as exc:
+            raise ValueError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {str(exc).splitlines()[0]}); delete it or train without --resume") from exc
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.batch_generator.set_state(tensors["rng.batches"])
+        if torch.cuda.is_available() and "rng.cuda.0" in tensors:
+            torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())])
+        best = _prefixed(tensors, "best.")
+        return _Progress(state["epoch"], state["history"], state["best_loss"], best or None, state["best_epoch"], state["waited"])
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict, optimizer: torch.optim.Optimizer) -> dict:
+    per_parameter: dict[int, dict[str, Any]] = {}
+    for key, value in _prefixed(tensors, "optimizer.").items():
+        index, name = key.split(".", 1)
+        per_parameter.setdefault(int(index), {})[name] = value
+    for index, values in state["optimizer_scalars"].items():
+        per_parameter.setdefault(int(index), {}).update(values)
+    groups = state["param_groups"]
+    for group, current in zip(groups, optimizer.state_dict()["param_groups"]):
+        for name, value in current.items():  # JSON made tuples lists (Adam's betas)
+            if isinstance(value, tuple):
+                group[name] = tuple(group[name])
+    return {"state": per_parameter, "param_groups": groups}
+
+
+def _schedule_state(schedule: Any) -> dict | None:
+    """The learning-rate schedule's state (LambdaLR stores its function as None)."""
+    return None if schedule is None else schedule.state_dict()
 
 
 def _check_member(name: str, value: Any, valid: tuple) -> None:

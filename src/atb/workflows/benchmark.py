@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from atb.io import atomic_write_json, atomic_write_text
 from atb.models import model_class
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.onnx import OnnxForecaster, onnx_bytes
+from atb.processes import scratch_directory
 from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
 from atb.workflows.train_model import fit_gate, fit_model, is_gated
 from atb.workflows.walk_forward import fold_datasets
@@ -79,8 +79,7 @@ def run_benchmark(
                     run_cfg = cfg.replace(model_type=model_type, variant=variant_of(model_type, cfg.model.variant), seed=seed, seeds=1)
                     own = dataset_for(prepared, cfg, model_type, parts) if model_class(model_type).input_features else dataset
                     tic = time.perf_counter()
-                    with tempfile.TemporaryDirectory(prefix="atb-benchmark-") as scratch:
-                        model = fit_model(run_cfg, own, Path(scratch), lambda row: on_event("epoch", row), on_event)
+                    model = fit_model(run_cfg, own, None, lambda row: on_event("epoch", row), on_event)
                     fit_seconds = time.perf_counter() - tic
                     raw_val, raw_test = model.predict(own.val.X), model.predict(own.test.X)
                     gate = fit_gate(raw_val, own) if config.model.skill_gate and is_gated(model_type) else None
@@ -168,7 +167,7 @@ def measure_speed(model, X: np.ndarray) -> dict:
     if model.onnx_exportable:
         engines["onnx"] = OnnxForecaster(onnx_bytes(model), threads=1).predict
     timings = time_inference(engines, X, calls=200)
-    with tempfile.TemporaryDirectory(prefix="atb-benchmark-") as scratch:
+    with scratch_directory("benchmark") as scratch:
         model.save(Path(scratch) / "model")
         weights_bytes = sum(path.stat().st_size for path in Path(scratch).rglob("*") if path.is_file())
     return {**timings, "parameters": model.n_parameters(), "weights_bytes": weights_bytes}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
 from atb.models.trainer import FitSettings
+from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
@@ -135,7 +135,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     report.backtest = backtest(dataset.test, dataset, fitted.served_prediction)
     report.stacking = fitted.stacking_coefficients
 
-    with tempfile.TemporaryDirectory(prefix="atb-production-") as scratch:
+    with scratch_directory("production") as scratch:
         plots_dir = Path(scratch) / PLOTS_DIR
         plots_dir.mkdir()
         report.plots = write_ensemble_plots(

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from atb.evaluation.report import (
     ModelSummary,
     RegistryEntry,
     TrainingReport,
+    data_fingerprint,
     environment,
 )
 from atb.evaluation.skill import fit_skill_gate
@@ -35,6 +37,7 @@ from atb.models.base import BASELINE_FAMILY
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
+from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
 from atb.windows import Windows
 from atb.workflows.preflight import check_run
@@ -88,7 +91,10 @@ def train_model(
     device = str(resolve_device(config.fit.device)) if model_class(spec.model_type).is_neural else "cpu"
     registry = ModelRegistry(config.output.registry_dir)
     run_name = f"{symbol}-{spec.model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with symbol_tracker(config, run_name) as tracker, tempfile.TemporaryDirectory(prefix="atb-train-") as scratch:
+    checkpoints = checkpoint_dir(config, prepared.candles)
+    for line in resume_messages(checkpoints, config.fit.resume):
+        on_event("message", {"text": line})
+    with symbol_tracker(config, run_name) as tracker, scratch_directory("train") as scratch:
         tracker.log_params({**config.to_dict(), "n_candidates": prepared.features.shape[1]})
         tracker.set_tags({"symbol": symbol, "model_type": spec.model_type, "variant": spec.variant})
 
@@ -98,7 +104,7 @@ def train_model(
 
         on_event("stage", {"name": "fit"})
         tic = time.perf_counter()
-        model = fit_model(config, dataset, Path(scratch) / "checkpoint", on_epoch, on_event, train=train)
+        model = fit_model(config, dataset, checkpoints, on_epoch, on_event, train=train)
         history = model.history_  # of the first seed when several were fitted
         timings["fit_s"] = time.perf_counter() - tic
 
@@ -203,6 +209,7 @@ def train_model(
         })
         tracker.log_artifacts(version.path)
         tracker.set_tags({"registry_version": f"{symbol}/{spec.model_type}/{version.version}"})
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the fit is stored; nothing left to resume
     return TrainingResult(
         version=version,
         model=served,
@@ -213,17 +220,37 @@ def train_model(
     )
 
 
+def checkpoint_dir(config: TrainingConfig, candles: Candles) -> Path:
+    """Where a run's fit keeps its checkpoint: one folder per configuration and data, so
+    `--resume` finds the interrupted run of the same settings on the same candles."""
+    settings = {k: v for k, v in config.to_dict().items() if k != "resume"}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode() + data_fingerprint(candles.frame).encode())
+    return config.output.output_dir / "checkpoints" / f"{config.data.symbol}-{config.model.model_type}-{key.hexdigest()[:12]}"
+
+
+def resume_messages(directory: Path, resume: bool) -> list[str]:
+    """What the user should know before the fit: a leftover checkpoint is replaced unless resumed;
+    a resume without one starts from the beginning. Without --resume the leftover is removed."""
+    found = directory.is_dir() and any(directory.rglob("*.safetensors"))
+    if resume and not found:
+        return [f"--resume: no checkpoint of this configuration at {directory}; training from the start"]
+    if found and not resume:
+        shutil.rmtree(directory)
+        return [f"removed the checkpoint of an interrupted run of this configuration at {directory}; --resume continues such a run"]
+    return [f"resuming the interrupted fit from {directory}"] if resume else []
+
+
 def fit_model(
     config: TrainingConfig,
     dataset: Dataset,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     on_epoch: Callable[[dict], None],
     on_event: EventHandler,
     train: Windows | None = None,
 ) -> ForecastModel | SeedAverage:
     """The configured model fitted on the training part (`train`, default the dataset's; early
     stopping on validation): one fit, or a seed ensemble of `config.model.seeds` fits with
-    seeds seed, seed + 1, ..."""
+    seeds seed, seed + 1, ... A `checkpoint_dir` receives each fit's checkpoint (one folder per seed)."""
     spec = config.model
     train = dataset.train if train is None else train
     settings = FitSettings.from_spec(config.fit, checkpoint_dir=checkpoint_dir)
@@ -238,7 +265,7 @@ def fit_model(
 
     def fit_one(member: ForecastModel, seed: int) -> None:
         on_event("stage", {"name": "fit", "label": f"fit (seed {seed})"})
-        seed_settings = replace(settings, seed=seed, checkpoint_dir=checkpoint_dir / member_dir(seed))
+        seed_settings = replace(settings, seed=seed, checkpoint_dir=checkpoint_dir and checkpoint_dir / member_dir(seed))
         member.fit(train, dataset.val, seed_settings, on_epoch=on_epoch)
 
     return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)

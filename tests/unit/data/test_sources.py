@@ -8,7 +8,7 @@ import pytest
 from fake_exchange import FakeBinance
 
 from atb.config import DataSpec
-from atb.data import DataSourceError, load_candles, read_ohlcv_file, sample_path
+from atb.data import DataSourceError, DataValidationError, load_candles, read_ohlcv_file, sample_path
 
 
 def _frame(n=40, start="2024-01-01", freq="1D"):
@@ -157,5 +157,5 @@ def test_a_timeframe_given_with_a_file_is_checked_against_its_bars(tmp_path):
     _frame(n=60, freq="2h").to_csv(path)
     assert load_candles(DataSpec(data_path=path, timeframe="2h")).bar_duration == pd.Timedelta("2h")
     assert load_candles(DataSpec(data_path=path)).bar_duration == pd.Timedelta("2h")
-    with pytest.raises(DataSourceError, match=r"two_hourly.csv: its bars are 0 days 02:00:00 apart but timeframe '1h'"):
+    with pytest.raises(DataValidationError, match=r"two_hourly.csv: its bars are 0 days 02:00:00 apart but timeframe '1h'"):
         load_candles(DataSpec(data_path=path, timeframe="1h"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -91,15 +92,49 @@ def test_early_stopping_restores_the_best_weights():
         assert torch.equal(tensor, result.best_state[name])
 
 
-def test_best_checkpoint_is_written_whenever_val_loss_improves(tmp_path):
+def test_the_checkpoint_holds_the_whole_state_after_each_epoch(tmp_path):
     network, result = fit(epochs=4, checkpoint_dir=tmp_path)
     path = tmp_path / CHECKPOINT_FILE
     saved = safetensors.torch.load_file(path)
-    assert saved.keys() == result.best_state.keys()
-    assert all(torch.equal(saved[k], result.best_state[k]) for k in saved)
+    assert all(torch.equal(saved[f"best.{k}"], v) for k, v in result.best_state.items())
+    assert all(torch.equal(saved[f"weights.{k}"], v) for k, v in network.state_dict().items())
+    assert any(k.startswith("optimizer.") for k in saved) and {"rng.torch", "rng.batches"} <= saved.keys()
     with safetensors.safe_open(path, framework="pt") as handle:
-        assert int(handle.metadata()["epoch"]) == result.best_epoch
+        state = json.loads(handle.metadata()["state"])
+    assert state["epoch"] == 4 and state["best_epoch"] == result.best_epoch and state["history"] == result.history
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("network_class", [TinyNetwork, WarmupNetwork])
+def test_a_resumed_fit_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, network_class):
+    def stop_at_epoch_3(row):
+        if row["epoch"] == 3:
+            raise RuntimeError("killed")
+
+    def run(directory, resume=False, on_epoch=None, fresh=True):
+        torch.manual_seed(0)
+        network = network_class()
+        settings = FitSettings(epochs=6, batch_size=32, patience=50, device="cpu", checkpoint_dir=directory, resume=resume)
+        result = train_network(
+            network, make_split(256, 0), make_split(64, 1), settings, horizons=HORIZONS,
+            training_defaults=getattr(network, "training_defaults", None), d_model=getattr(network, "d_model", None), on_epoch=on_epoch,
+        )
+        return network, result
+
+    whole, whole_result = run(tmp_path / "whole")
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "killed", on_epoch=stop_at_epoch_3)
+    torch.manual_seed(123)  # whatever the new process's generators hold
+    resumed, resumed_result = run(tmp_path / "killed", resume=True)
+    assert [row["val_loss"] for row in resumed_result.history] == [row["val_loss"] for row in whole_result.history]
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path):
+    fit(epochs=1, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"checkpoint .* does not fit this run .* delete it or train without --resume"):
+        fit(network=nn.Sequential(nn.Flatten(), nn.Linear(LOOKBACK * N_FEATURES, len(HORIZONS))), epochs=2, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_keyboard_interrupt_keeps_the_best_checkpoint_and_history(tmp_path):
@@ -117,7 +152,7 @@ def test_keyboard_interrupt_keeps_the_best_checkpoint_and_history(tmp_path):
     assert len(result.history) == 3
     assert (tmp_path / CHECKPOINT_FILE).is_file()
     saved = safetensors.torch.load_file(tmp_path / CHECKPOINT_FILE)
-    assert all(torch.equal(network.state_dict()[k], saved[k]) for k in saved)
+    assert all(torch.equal(v, saved[f"best.{k}"]) for k, v in network.state_dict().items())
     assert not network.training
 
 
