@@ -96,6 +96,8 @@ class DatasetSpec:
     n_features: int = 20
     selection_target: str = "next_return"
     target_kind: str = "log_return"
+    # Longer runs of bars without trades (filled gaps, outages) are kept out of every window and target.
+    max_idle_bars: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "horizons", tuple(_as_int("horizons", h) for h in _as_tuple(self.horizons)))
@@ -110,6 +112,7 @@ class DatasetSpec:
         _require(all(s > 0 for s in split), f"split: {split} must all be > 0")
         _require(abs(sum(split) - 1.0) < 1e-6, f"split: {split} must sum to 1")
         _require(self.n_features >= 1, f"n_features: {self.n_features} must be >= 1")
+        _require(self.max_idle_bars >= 0, f"max_idle_bars: {self.max_idle_bars} must be >= 0")
         _require(self.selection_target in SELECTION_TARGETS, f"selection_target: {self.selection_target!r} is not one of {list(SELECTION_TARGETS)}")
         _require(self.target_kind in TARGET_KINDS, f"target_kind: {self.target_kind!r} is not one of {list(TARGET_KINDS)}")
 

@@ -179,6 +179,7 @@ class Dataset:
     transform: FeatureTransform
     feature_scores: pd.Series  # |correlation| of every candidate feature on training rows
     train_close: pd.Series  # closes up to the last training origin (the in-sample history)
+    notes: tuple[str, ...] = ()  # what the user should know: origins left out, parts too small to trust
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -250,29 +251,61 @@ def select_features(
     Call with training rows only. Constant columns score 0. Ties keep column order.
     """
     targets = target.to_frame() if isinstance(target, pd.Series) else target
-    scores = pd.concat([features.corrwith(targets[c]).abs() for c in targets.columns], axis=1).mean(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant column's correlation is NaN, scored 0
+        scores = pd.concat([features.corrwith(targets[c]).abs() for c in targets.columns], axis=1).mean(axis=1)
     scores = scores.fillna(0.0)
     order = np.argsort(-scores.to_numpy(), kind="stable")[:k]
     return [features.columns[i] for i in order], scores
 
 
-def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int) -> np.ndarray:
+MIN_EVALUATION_ORIGINS = 30  # validation or test origins below which a run is refused
+TRUSTED_BLOCKS = 10  # non-overlapping longest-horizon targets below which a part's figures are flagged
+
+
+def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int, idle: np.ndarray | None = None) -> np.ndarray:
     """Row positions usable as forecast origins: a full window of finite features
-    ending there (after the warm-up) and the close `max_horizon` bars later known."""
-    finite = np.isfinite(features.to_numpy(dtype=float)).all(axis=1)
+    ending there (after the warm-up), the close `max_horizon` bars later known, and
+    neither window nor targets touching an `idle` row (a long stretch without trades)."""
+    values = features.to_numpy(dtype=float)
+    finite = np.isfinite(values).all(axis=1)
     if not finite.any():
         raise ValueError("every feature row holds NaN: not enough history for the warm-up")
     first = int(np.argmax(finite))
     holes = np.flatnonzero(~finite[first:])
     if len(holes):
-        raise ValueError(f"feature row {features.index[first + holes[0]]} holds NaN after the warm-up")
+        row = first + holes[0]
+        names = list(features.columns[~np.isfinite(values[row])][:5])
+        raise ValueError(
+            f"feature row {features.index[row]} holds NaN after the warm-up in {names}: an input is missing there "
+            "(a funding file that does not cover the candles?); cut the candles with --days N or a file starting later"
+        )
     origins = np.arange(first + lookback - 1, len(features) - max_horizon)
+    if idle is not None and idle.any():
+        touched = np.convolve(idle.astype(float), np.ones(lookback + max_horizon), mode="full")[max_horizon : max_horizon + len(idle)] > 0
+        origins = origins[~touched[origins]]
     if len(origins) < 3:
         raise ValueError(
             f"not enough data: {len(features)} bars leave {max(len(origins), 0)} forecast origins "
             f"after {first} warm-up bars, lookback {lookback} and horizon {max_horizon}"
+            + (f", and {int(idle.sum())} bars in idle stretches" if idle is not None and idle.any() else "")
         )
     return origins
+
+
+def idle_stretches(candles: pd.DataFrame, longer_than: int) -> np.ndarray:
+    """Rows inside runs of more than `longer_than` bars without a trade: volume 0 and
+    open = high = low = close = the previous close (a filled gap, or an exchange outage)."""
+    close = candles["close"].to_numpy(dtype=float)
+    previous = np.concatenate([[np.nan], close[:-1]])
+    flat = (candles[["open", "high", "low"]].to_numpy(dtype=float) == close[:, None]).all(axis=1) & (close == previous)
+    idle = flat & (candles["volume"].to_numpy(dtype=float) == 0)
+    out = np.zeros(len(idle), dtype=bool)
+    starts = np.flatnonzero(idle & ~np.concatenate([[False], idle[:-1]]))
+    for start in starts:
+        end = start + int(np.argmin(np.append(idle[start:], False)))
+        if end - start > longer_than:
+            out[start:end] = True
+    return out
 
 
 def build_dataset(
@@ -300,7 +333,8 @@ def build_dataset(
     target = TargetSpec(tuple(horizons), spec.target_kind)
     max_h = spec.max_horizon
 
-    origins = forecast_origins(features, lookback, max_h)
+    idle = idle_stretches(candles, spec.max_idle_bars)
+    origins = forecast_origins(features, lookback, max_h, idle)
     if parts is None:
         parts = split_origins(len(origins), spec.split, purge=max_h)
     train_part, val_part, test_part = parts
@@ -308,6 +342,7 @@ def build_dataset(
 
     train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
     train_features = features.iloc[train_rows]
+    check_not_constant(candles["close"].iloc[train_rows])
     if inputs is not None:
         missing = [name for name in inputs if name not in features.columns]
         if missing:
@@ -337,4 +372,40 @@ def build_dataset(
         transform=transform,
         feature_scores=scores.sort_values(ascending=False),
         train_close=candles["close"].iloc[train_rows],
+        notes=(*idle_note(idle, features.index, spec), *small_part_notes({"validation": len(origins[val_part]), "test": len(origins[test_part])}, max_h)),
     )
+
+
+def check_not_constant(train_close: pd.Series) -> None:
+    if train_close.nunique() == 1:
+        raise ValueError(
+            f"the close is {train_close.iloc[0]} on every bar of the training part ({train_close.index[0]} .. {train_close.index[-1]}): "
+            "there is nothing to learn; check the file, or start it where the market trades"
+        )
+
+
+def idle_note(idle: np.ndarray, index: pd.DatetimeIndex, spec: DatasetSpec) -> tuple[str, ...]:
+    if not idle.any():
+        return ()
+    first = index[int(np.argmax(idle))]
+    return (
+        f"{int(idle.sum())} bar(s) in stretches of more than {spec.max_idle_bars} bars without trades (first at {first}): "
+        "forecast origins whose window or targets touch them are left out",
+    )
+
+
+def small_part_notes(sizes: dict[str, int], max_horizon: int) -> tuple[str, ...]:
+    """A warning for each evaluated part too small to trust; an error below the minimum."""
+    notes = []
+    for name, n in sizes.items():
+        if n < MIN_EVALUATION_ORIGINS:
+            raise ValueError(
+                f"the {name} part has {n} forecast origin(s), fewer than {MIN_EVALUATION_ORIGINS}: its figures would mean nothing; "
+                "give more history or a larger split fraction"
+            )
+        if n < TRUSTED_BLOCKS * max_horizon:
+            notes.append(
+                f"the {name} part has {n} forecast origins, only {n // max_horizon} non-overlapping {max_horizon}-bar targets: "
+                f"its figures at long horizons are noisy (fewer than {TRUSTED_BLOCKS})"
+            )
+    return tuple(notes)

@@ -146,3 +146,42 @@ def test_a_global_models_other_series_stays_inside_the_targets_training_dates():
     again = auxiliary_training_windows(changed, features, target.transform, last)
     np.testing.assert_array_equal(again.X, windows.X)
     np.testing.assert_array_equal(again.y, windows.y)
+
+
+def _with_idle_stretch(candles, start, length):
+    """`length` bars without trades from `start`: OHLC = the previous close, volume 0 (a filled gap)."""
+    out = candles.copy()
+    previous = out["close"].iloc[start - 1]
+    out.iloc[start : start + length, :4] = previous
+    out.iloc[start : start + length, 4] = 0.0
+    return out
+
+
+def test_no_window_or_target_touches_a_long_idle_stretch():
+    spec = DatasetSpec(horizons=(1, 7), lookback=20, n_features=4, max_idle_bars=5)
+    candles = _with_idle_stretch(_candles(900), 400, 25)
+    ds = build_dataset(candles, _features(candles), spec)
+    idle = candles.index[400:425]
+    for split in (ds.train, ds.val, ds.test):
+        for origin in pd.DatetimeIndex(split.origin_time):
+            touched = (idle >= origin - pd.Timedelta(days=19)) & (idle <= origin + pd.Timedelta(days=7))
+            assert not touched.any(), origin
+    assert any("25 bar(s) in stretches of more than 5 bars without trades" in note for note in ds.notes)
+    short = _with_idle_stretch(_candles(900), 400, 5)  # a quiet spell, not an outage: nothing left out
+    assert len(build_dataset(short, _features(short), spec).train) == len(build_dataset(_candles(900), _features(_candles(900)), spec).train)
+
+
+def test_a_constant_series_is_a_clear_error():
+    candles = _candles(600)
+    candles.iloc[:, :4] = 100.0
+    with pytest.raises(ValueError, match=r"the close is 100.0 on every bar of the training part .* nothing to learn"):
+        build_dataset(candles, _features(candles), DatasetSpec(horizons=(1, 7), lookback=20, n_features=4))
+
+
+def test_tiny_evaluation_parts_are_refused_and_small_ones_flagged():
+    spec = DatasetSpec(horizons=(1, 7, 30), lookback=20, n_features=4)
+    with pytest.raises(ValueError, match=r"the validation part has \d+ forecast origin\(s\), fewer than 30"):
+        build_dataset(_candles(260), _features(_candles(260)), spec)
+    ds = build_dataset(_candles(700), _features(_candles(700)), spec)
+    assert any(note.startswith(f"the test part has {len(ds.test)} forecast origins") for note in ds.notes)
+    assert not build_dataset(_candles(700), _features(_candles(700)), DatasetSpec(horizons=(1, 7), lookback=20, n_features=4)).notes

@@ -21,6 +21,7 @@ import pandas as pd
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 _MAX_LISTED = 5
+ZERO_VOLUME_WARNING = 0.5  # share of bars with volume 0 above which the report warns
 
 
 class DataValidationError(ValueError):
@@ -49,6 +50,7 @@ class ValidationReport:
     filled_bars: int = 0
     partial_bar_dropped: pd.Timestamp | None = None
     partial_bar_reason: str | None = None
+    zero_volume_bars: int = 0  # of the bars as given (before any fill)
 
     def messages(self) -> list[str]:
         """Human-readable lines, one per finding."""
@@ -63,6 +65,11 @@ class ValidationReport:
             lines.append(f"{self.source}: {len(self.gaps)} gap(s), {missing} missing bar(s): {_list_gaps(self.gaps)}")
         if self.filled_bars:
             lines.append(f"{self.source}: {self.filled_bars} missing bar(s) filled forward (OHLC = previous close, volume 0)")
+        if self.zero_volume_bars > ZERO_VOLUME_WARNING * self.rows_in:
+            lines.append(
+                f"{self.source}: volume is 0 on {self.zero_volume_bars} of {self.rows_in} bars: volume features carry "
+                "little information; check the file's volume column"
+            )
         if self.partial_bar_dropped is not None:
             lines.append(f"{self.source}: last bar {self.partial_bar_dropped} dropped as partial ({self.partial_bar_reason})")
         return lines
@@ -81,6 +88,7 @@ class ValidationReport:
             "filled_bars": self.filled_bars,
             "partial_bar_dropped": None if self.partial_bar_dropped is None else self.partial_bar_dropped.isoformat(),
             "partial_bar_reason": self.partial_bar_reason,
+            "zero_volume_bars": self.zero_volume_bars,
         }
 
 
@@ -110,6 +118,7 @@ def validate_ohlcv(
     report.missing_value_rows = list(frame.index[empty])
     frame, rows = frame.loc[~empty], rows[~empty]
     _check_values(frame, rows, source)
+    report.zero_volume_bars = int((frame["volume"] == 0).sum())
     _check_grid(frame.index, rows, bar_duration, source)
 
     if drop_partial_last_bar:

@@ -37,6 +37,7 @@ class DataSummary:
     validation: dict
     splits: dict[str, dict]  # train/val/test -> origins, first, last
     also: dict[str, dict] = field(default_factory=dict)  # a global model's other series -> training windows, first, last
+    notes: list[str] = field(default_factory=list)  # validation's repairs and the dataset's warnings, as shown
 
     @classmethod
     def of(cls, candles: Candles, dataset: Dataset, auxiliary: dict[str, Split] | None = None) -> DataSummary:
@@ -59,6 +60,7 @@ class DataSummary:
                 symbol: {"windows": len(part), "first": str(pd.Timestamp(part.origin_time[0])), "last": str(pd.Timestamp(part.origin_time[-1]))}
                 for symbol, part in (auxiliary or {}).items()
             },
+            notes=[*candles.report.messages(), *dataset.notes],
         )
 
 

@@ -84,7 +84,7 @@ def train_production(
 def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult:
     started = time.perf_counter()
     symbol, production = config.data.symbol, config.production
-    prepared = prepare_data(config)
+    prepared = prepare_data(config, on_event=on_event)
     dataset = prepared.dataset
     out_dir = config.output.output_dir / f"{symbol}_{time.strftime('%Y%m%d-%H%M%S')}"
     report = ProductionReport(config=config.to_dict())

@@ -44,13 +44,18 @@ class PreparedData:
         return Windows(np.concatenate([part.X for part in parts]), np.concatenate([part.y for part in parts]))
 
 
-def prepare_data(config: TrainingConfig, candles: Candles | None = None) -> PreparedData:
+def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_event: EventHandler = ignore_events) -> PreparedData:
     """Load the configured candles (unless given, already validated), compute every
     candidate feature and build the dataset; with `config.data.also`, the other series'
-    training windows on the target's selected features and split dates."""
+    training windows on the target's selected features and split dates. What validation
+    repaired and what the dataset left out are sent as messages."""
     candles = candles if candles is not None else load_candles(config.data)
+    for line in candles.report.messages():
+        on_event("message", {"text": line})
     features = feature_matrix(candles, config.data.funding_path)
     dataset = build_dataset(candles.frame, features, config.dataset)
+    for line in dataset.notes:
+        on_event("message", {"text": line})
     last_origin = pd.Timestamp(dataset.train.origin_time[-1])
     auxiliary = {}
     for item in config.data.also:

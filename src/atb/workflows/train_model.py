@@ -80,10 +80,8 @@ def train_model(
         tic = time.perf_counter()
         on_event("stage", {"name": "data"})
         candles = candles if candles is not None else load_candles(config.data)
-        for line in candles.report.messages():
-            on_event("message", {"text": line})
         on_event("stage", {"name": "features"})
-        prepared = prepare_data(config, candles)
+        prepared = prepare_data(config, candles, on_event)
         timings["data_and_features_s"] = time.perf_counter() - tic
     dataset = dataset_for(prepared, config, spec.model_type)
     train = prepared.training_windows if dataset is prepared.dataset else dataset.train  # fixed-input types: the target only

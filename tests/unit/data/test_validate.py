@@ -127,3 +127,10 @@ def test_partial_last_bar_of_a_file_is_dropped_by_default():
 def test_too_few_rows():
     with pytest.raises(DataValidationError, match=r"src\.csv: only 2 row\(s\)"):
         _validate(_frame(2))
+
+
+def test_an_all_zero_volume_column_is_flagged():
+    index = pd.date_range("2024-01-01", periods=50, freq="1D", tz="UTC", name="timestamp")
+    candles = pd.DataFrame({"open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 0.0}, index=index)
+    _, report = validate_ohlcv(candles, "zero.csv", drop_partial_last_bar=False)
+    assert any("zero.csv: volume is 0 on 50 of 50 bars" in line for line in report.messages())
