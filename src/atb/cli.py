@@ -88,7 +88,7 @@ def warn(console_: Console, message: str) -> None:
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
-            return "nan"
+            return "–"  # not defined (e.g. the naive forecast's direction)
         return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
     return str(value)
 
@@ -415,6 +415,10 @@ def train_production_command(
     no_uncertainty: Annotated[bool, typer.Option("--no-uncertainty", help="No MC-dropout intervals.")] = False,
     mc_samples: Annotated[Optional[int], typer.Option("--mc-samples")] = None,
     data: Annotated[Optional[list[Path]], typer.Option("--data", help="One file per symbol, in --crypto order.")] = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     config: ConfigOpt = None,
@@ -447,6 +451,10 @@ def train_production_command(
             wf_splits=wf_splits,
             uncertainty=False if no_uncertainty else None,
             mc_samples=mc_samples,
+            exchange=exchange,
+            timeframe=timeframe,
+            days=days,
+            gap_policy=gaps,
             seed=seed,
             device=device,
             registry_dir=registry,
@@ -587,8 +595,12 @@ def predict(
     for column in ("horizon", "target time", "forecast", "change"):
         table.add_column(column, justify="right")
     intervals = [
-        (label, prefix)
-        for label, prefix in (("80% conformal", "conformal_{}_80"), ("95% conformal", "conformal_{}_95"), ("95% MC dropout", "{}_95"))
+        (interval_label(label, forecast.get("interval_coverage", {}).get(key)), prefix)
+        for label, key, prefix in (
+            ("80% conformal, calibrated", "conformal_80", "conformal_{}_80"),
+            ("95% conformal, calibrated", "conformal_95", "conformal_{}_95"),
+            ("95% MC mixture, not calibrated", "mixture_95", "{}_95"),
+        )
         if prefix.format("lower") in forecast["horizons"][0]
     ]
     for label, _ in intervals:
@@ -598,6 +610,15 @@ def predict(
         cells += [f"{row[p.format('lower')]:.2f} .. {row[p.format('upper')]:.2f}" for _, p in intervals]
         table.add_row(*cells)
     console.print(table)
+
+
+def interval_label(label: str, coverage: list[float] | None) -> str:
+    """An interval's column title with the coverage it had on the test part."""
+    if not coverage:
+        return label
+    low, high = min(coverage), max(coverage)
+    measured = f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%}-{high:.0%}"
+    return f"{label} (test coverage {measured})"
 
 
 @models_app.command("list")
@@ -663,7 +684,7 @@ def models_promote(
 def models_rollback(symbol: str, stage: str = "production", registry: RegistryOpt = None) -> None:
     """Restore the previous holder of a stage."""
     restored = run_guarded(lambda: open_registry(registry).rollback(symbol, stage))
-    console.print(f"{symbol} {stage} rolled back to {restored}")
+    console.print(f"{symbol} {stage} rolled back to {restored.ref}")
 
 
 @models_app.command("export")

@@ -10,6 +10,8 @@ Order of operations (each fitted piece sees only the training origins):
 
 from __future__ import annotations
 
+import math
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +262,14 @@ def select_features(
 
 MIN_EVALUATION_ORIGINS = 30  # validation or test origins below which a run is refused
 TRUSTED_BLOCKS = 10  # non-overlapping longest-horizon targets below which a part's figures are flagged
+
+
+def minimum_bars(spec: DatasetSpec, warmup: int) -> int:
+    """The fewest bars a run with `spec` can use: the features' warm-up, one window, the
+    longest horizon, and origins enough for MIN_EVALUATION_ORIGINS in validation and test."""
+    _, f_val, f_test = spec.split
+    origins = max((MIN_EVALUATION_ORIGINS + spec.max_horizon) / f_val, MIN_EVALUATION_ORIGINS / f_test)
+    return warmup + spec.lookback - 1 + spec.max_horizon + math.ceil(origins) + 1
 
 
 def forecast_origins(features: pd.DataFrame, lookback: int, max_horizon: int, idle: np.ndarray | None = None) -> np.ndarray:

@@ -57,9 +57,11 @@ class Forecaster:
     def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[int, dict[str, float]]:
         """mse, mae, rmse (price space) and direction_accuracy per horizon.
 
-        Without `data`: on the test origins of the last `train`. With `data`: on
-        every origin of it that has a full window and known targets, using the
-        stored (not refitted) transform.
+        Without `data`: on the test origins of the last `train`. Otherwise on the
+        origins of `data` (default: the configured source) that have a full window
+        and known targets and that the version never saw: from its test part's
+        first origin on, as its report records (every origin when the version has
+        no report). The stored transform is used, not refitted.
         """
         predictor = self._loaded()
         if data is None and self._test is not None:
@@ -67,6 +69,11 @@ class Forecaster:
         else:
             candles = self._market_data(data)
             split = predictor.transform.split_at(predictor.features(candles), candles.frame["close"])
+            if self.report is not None:
+                unseen = pd.DatetimeIndex(split.origin_time) >= pd.Timestamp(self.report.data.splits["test"]["first"])
+                if not unseen.any():
+                    raise ValueError(f"no origin of the data comes after the version's training and validation (test part from {self.report.data.splits['test']['first']})")
+                split = split.subset(np.flatnonzero(unseen))
         predicted = predictor.transform.target.to_prices(predictor.model.predict(split.X), split.origin_close)
         out = {}
         for j, h in enumerate(predictor.horizons):

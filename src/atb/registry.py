@@ -107,6 +107,7 @@ class ModelRegistry:
         staging.mkdir(parents=True, exist_ok=True)
         remove_abandoned(staging)
         build_dir = Path(tempfile.mkdtemp(prefix=f"{owner()}{OWNER_END}{symbol}-{model_type}-", dir=staging))
+        build_dir.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a registry is shared like any folder
         try:
             populate(build_dir)
             if (build_dir / METADATA_FILE).exists():
@@ -204,7 +205,8 @@ class ModelRegistry:
         return self.get(symbol, ref=stage)
 
     def verify(self, model: ModelVersion) -> None:
-        """Check that every manifest file exists with its recorded SHA-256."""
+        """Check that every manifest file exists with its recorded SHA-256 and that nothing
+        was added beside them (a version is immutable once published)."""
         problems = []
         for name, entry in model.metadata["files"].items():
             path = model.path / name
@@ -214,6 +216,9 @@ class ModelRegistry:
             digest = _sha256(path)
             if digest != entry["sha256"]:
                 problems.append(f"{name}: corrupt (SHA-256 {digest[:12]}..., expected {entry['sha256'][:12]}...)")
+        present = {path.relative_to(model.path).as_posix() for path in model.path.rglob("*") if path.is_file() or path.is_symlink()}
+        for name in sorted(present - set(model.metadata["files"]) - {METADATA_FILE}):
+            problems.append(f"{name}: not in the manifest (added after publishing; remove it)")
         if problems:
             raise RegistryError(f"{model.ref} at {model.path} failed verification: " + "; ".join(problems))
 
@@ -411,6 +416,12 @@ def _subdirectory_names(directory: Path) -> list[str]:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _manifest(directory: Path) -> dict[str, dict[str, Any]]:

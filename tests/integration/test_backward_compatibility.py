@@ -45,3 +45,5 @@ def test_old_versions_verify_and_their_reports_load(registry):
     loaded = Forecaster.load_model(registry / "BTCUSDT" / "lstm" / "v0001")
     assert loaded.report.model.model_type == "lstm" and len(loaded.report.history) == 1
     assert set(loaded.report.metrics) == {"lstm", "naive", "drift"}
+    scores = loaded.evaluate()  # on the origins the version never saw, not the whole history
+    assert all(row["n"] == loaded.report.data.splits["test"]["origins"] for row in scores.values())

@@ -38,7 +38,7 @@ def test_too_few_rows(workdir):
     frame.to_csv(workdir / "short.csv", index=False)
     result = _train("BTCUSDT", "--data", "short.csv", "--model-type", "naive")
     assert result.exit_code == 1
-    assert "not enough" in result.output
+    assert "short.csv: 119 bars, fewer than the 694 this run needs" in result.output and "--days 694" in result.output
     assert _registry_empty(workdir)
 
 

@@ -307,3 +307,20 @@ def test_flatten_metrics_names() -> None:
     nested = {"ensemble": {30: {"mase": 0.9, "da": 0.55}}, "note": "x", "fold": {"a": 1}}
     assert flatten_metrics(nested) == {"ensemble.h30.mase": 0.9, "ensemble.h30.da": 0.55, "note": "x", "fold.a": 1}
     assert flatten_metrics({"lstm": {"7": {"rmse": 1}}}, sep="/") == {"lstm/h7/rmse": 1}
+
+
+def test_a_file_added_to_a_published_version_is_refused(tmp_path):
+    registry = ModelRegistry(tmp_path)
+    version = registry.create_version("BTCUSDT", "lstm", lambda d: (d / "weights.bin").write_bytes(b"w"), metadata={})
+    (version.path / "planted.pkl").write_bytes(b"x")
+    with pytest.raises(RegistryError, match=r"planted.pkl: not in the manifest"):
+        registry.get("BTCUSDT", "lstm", "v0001")
+
+
+def test_version_folders_follow_the_umask_not_0700(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        version = ModelRegistry(tmp_path).create_version("BTCUSDT", "lstm", lambda d: (d / "weights.bin").write_bytes(b"w"), metadata={})
+    finally:
+        os.umask(previous)
+    assert version.path.stat().st_mode & 0o777 == 0o755

@@ -65,6 +65,8 @@ def sample_path(symbol: str) -> Path:
 def read_ohlcv_file(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file into the canonical column layout (unvalidated, order kept)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataSourceError(f"data file {path} is a folder; give a CSV or Parquet file")
     if not path.is_file():
         raise DataSourceError(f"data file {path} does not exist")
     suffix = path.suffix.lower()

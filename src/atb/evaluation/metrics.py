@@ -171,7 +171,10 @@ def direction_hits(origin_close: np.ndarray, actual_close: np.ndarray, predicted
 
 
 def directional_accuracy(origin_close: np.ndarray, actual_close: np.ndarray, predicted_close: np.ndarray) -> float:
-    """Share of origins (non-zero actual move) whose forecast move has the actual move's sign."""
+    """Share of origins (non-zero actual move) whose forecast move has the actual move's sign;
+    NaN for a forecast that never calls a direction (the naive forecast): not 0, "always wrong"."""
+    if not np.any(np.asarray(predicted_close, dtype=float) != np.asarray(origin_close, dtype=float)):
+        return math.nan
     hits, counted = direction_hits(origin_close, actual_close, predicted_close)
     return _ratio(hits, counted)
 

@@ -3,14 +3,16 @@ point forecast with MC-mixture and conformal intervals."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from atb.data import Candles
 from atb.ensemble.spec import LEVELS, EnsembleSpec
 from atb.ensemble.uncertainty import combine_uncertainty, gaussian_interval, mc_moments
-from atb.layout import ENSEMBLE_FILE
+from atb.layout import ENSEMBLE_FILE, REPORT_FILE
 from atb.registry import ModelRegistry, ModelVersion
 from atb.serve.predictor import Predictor, checked_forecast, forecast_row
 
@@ -22,6 +24,7 @@ class EnsemblePredictor:
     name: str
     spec: EnsembleSpec
     bases: dict[str, Predictor]
+    interval_coverage: dict[str, list[float]] = field(default_factory=dict)  # measured on the test part, per horizon
 
     @classmethod
     def from_version(cls, version: ModelVersion, registry: ModelRegistry) -> EnsemblePredictor:
@@ -32,7 +35,7 @@ class EnsemblePredictor:
         for base, ref in spec.bases.items():
             stored = registry.get_ref(ref)
             bases[base] = Predictor.from_directory(stored.path, name=stored.ref)
-        return cls(name=version.ref, spec=spec, bases=bases)
+        return cls(name=version.ref, spec=spec, bases=bases, interval_coverage=measured_coverage(version.path / REPORT_FILE))
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -72,6 +75,7 @@ class EnsemblePredictor:
             "origin_time": origin.isoformat(),
             "origin_close": close,
             "horizons": rows,
+            "interval_coverage": self.interval_coverage,
             "bases": {name: [float(v) for v in p[0]] for name, p in points.items()},
         })
 
@@ -85,3 +89,19 @@ class EnsemblePredictor:
                 matrices[source] = predictor.features(candles)
             windows[name] = predictor.transform.latest_window(matrices[source])
         return windows
+
+
+def measured_coverage(report_path: Path) -> dict[str, list[float]]:
+    """Test-part coverage per horizon of each served interval, from the version's report:
+    `conformal_80`, `conformal_95` (calibrated on validation) and `mixture_80`, `mixture_95`
+    (the MC-dropout mixture, not calibrated). Empty when the report does not hold them."""
+    try:
+        uncertainty = json.loads(report_path.read_text()).get("uncertainty") or {}
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for method, key in (("conformal", "conformal"), ("mixture", "ensemble_mixture")):
+        for level, stats in (uncertainty.get(key) or {}).items():
+            if isinstance(stats, dict) and "coverage" in stats:
+                out[f"{method}_{int(round(float(level) * 100))}"] = [float(c) for c in stats["coverage"]]
+    return out

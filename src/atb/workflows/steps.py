@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from atb.config import TrainingConfig
+from atb.config import DatasetSpec, TrainingConfig
 from atb.data import Candles, load_candles
-from atb.dataset import Dataset, Split, auxiliary_training_windows, build_dataset
-from atb.features import feature_matrix
+from atb.dataset import MIN_EVALUATION_ORIGINS, Dataset, Split, auxiliary_training_windows, build_dataset, minimum_bars
+from atb.features import WARMUP_BARS, feature_matrix
 from atb.models import model_class
 from atb.tracking import Tracker
 from atb.windows import Windows
@@ -50,6 +51,7 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_even
     training windows on the target's selected features and split dates. What validation
     repaired and what the dataset left out are sent as messages."""
     candles = candles if candles is not None else load_candles(config.data)
+    check_history(candles, config.dataset)
     for line in candles.report.messages():
         on_event("message", {"text": line})
     features = feature_matrix(candles, config.data.funding_path)
@@ -62,6 +64,18 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_even
         other = load_candles(config.data.series_of(item))
         auxiliary[other.symbol] = auxiliary_training_windows(other.frame, feature_matrix(other), dataset.transform, last_origin)
     return PreparedData(candles=candles, features=features, dataset=dataset, auxiliary=auxiliary)
+
+
+def check_history(candles: Candles, spec: DatasetSpec) -> None:
+    """Refuse, before any feature is computed, candles too short for this run, saying how many it needs."""
+    needed = minimum_bars(spec, WARMUP_BARS)
+    if len(candles.frame) < needed:
+        days = math.ceil(needed * candles.bar_duration / pd.Timedelta(days=1))
+        raise ValueError(
+            f"{candles.source}: {len(candles.frame)} bars, fewer than the {needed} this run needs ({WARMUP_BARS} to warm the "
+            f"features up, lookback {spec.lookback}, horizon {spec.max_horizon}, {MIN_EVALUATION_ORIGINS}+ validation and test "
+            f"origins with split {list(spec.split)}); give more history (--days {days} or more) or a shorter --lookback/--horizons"
+        )
 
 
 def dataset_for(prepared: PreparedData, config: TrainingConfig, model_type: str, parts: tuple | None = None) -> Dataset:

@@ -115,7 +115,7 @@ def train_model(
         test_prediction = test_predictions[spec.model_type]
         metrics = score(test_predictions, dataset.test, dataset)
         validation = score(served_and_raw(spec.model_type, gate, raw_val), dataset.val, dataset)
-        warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type])
+        warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type]) if is_gated(spec.model_type) else []
         seed_spread = seed_metrics(model, dataset) if isinstance(model, SeedAverage) else None
         for line in warnings:
             on_event("message", {"text": line})
