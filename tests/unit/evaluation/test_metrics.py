@@ -55,6 +55,11 @@ def test_naive_skill_by_hand(tiny):
     assert tiny["mase_insample"] == pytest.approx(1.25 / 2.25)
 
 
+def test_a_forecast_that_calls_no_direction_has_no_directional_accuracy():
+    assert math.isnan(directional_accuracy(ORIGIN, ACTUAL, ORIGIN))  # the naive forecast: undefined, not "always wrong"
+    assert directional_accuracy(ORIGIN, ACTUAL, ACTUAL) == 1.0
+
+
 def test_mase_is_one_for_naive_and_below_one_for_a_better_forecast():
     naive = evaluate_horizon(ORIGIN, ACTUAL, ORIGIN, 1, TRAIN_CLOSES)
     halfway = evaluate_horizon(ORIGIN, ACTUAL, (ORIGIN + ACTUAL) / 2, 1, TRAIN_CLOSES)
