@@ -211,8 +211,12 @@ def features(
     from atb.data import load_candles
     from atb.features import category_counts, feature_matrix
     from atb.io import atomic_write_with
+    from atb.workflows.preflight import check_writable
+
+    path = output or Path("training_output") / f"{symbol}_features.parquet"
 
     def action():
+        check_writable(path.parent, "--output")
         cfg = build_config(None, symbol=symbol, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding))
         candles = load_candles(cfg.data)
         matrix = feature_matrix(candles, cfg.data.funding_path)
@@ -227,8 +231,7 @@ def features(
     for category, count in category_counts(matrix.columns).items():
         table.add_row(category, str(count))
     console.print(table)
-    path = output or Path("training_output") / f"{symbol}_features.parquet"
-    atomic_write_with(path, lambda tmp: matrix.to_parquet(tmp))
+    run_guarded(lambda: atomic_write_with(path, lambda tmp: matrix.to_parquet(tmp)))
     console.print(f"feature matrix written to {path}")
 
 
@@ -497,6 +500,8 @@ def benchmark(
     from atb.workflows.benchmark import Series, run_benchmark, write_outputs
 
     def action():
+        if seeds < 1 or walk_forward < 0:
+            raise ConfigError(f"--seeds {seeds} must be >= 1" if seeds < 1 else f"--walk-forward {walk_forward} must be >= 0 (0: no folds)")
         cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False)
         series = [Series.of_file(path) for path in files] if files else [Series(cfg.data.symbol)]
         types = [t.strip() for t in models.split(",") if t.strip()] if models else list(AVAILABLE_MODELS)
@@ -713,7 +718,9 @@ def models_export(
 def validate_models(device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto") -> None:
     """Build every type and variant, train one epoch on synthetic data, save and reload."""
     from atb.models.validation import validate_all_models
+    from atb.workflows.preflight import check_device
 
+    run_guarded(lambda: check_device(device))
     rows = run_guarded(lambda: validate_all_models(device=device))
     table = Table(title=f"Model validation on {device}")
     for column in ("type", "variant", "parameters", "seconds", "status"):

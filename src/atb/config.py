@@ -234,6 +234,7 @@ class TrainingConfig:
             raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(SECTION_OF)}")
         by_section: dict[str, dict[str, Any]] = {}
         for name, value in changes.items():
+            _check_scalar_type(name, value, FIELD_TYPES[name])
             by_section.setdefault(SECTION_OF[name], {})[name] = value
         return dataclasses.replace(
             self, **{section: dataclasses.replace(getattr(self, section), **values) for section, values in by_section.items()}
@@ -287,6 +288,24 @@ def _field_names(section: str) -> list[str]:
 
 
 SECTION_OF: dict[str, str] = {name: section for section in SECTIONS for name in _field_names(section)}
+FIELD_TYPES: dict[str, str] = {
+    f.name: str(f.type) for section in SECTIONS for f in dataclasses.fields(TrainingConfig.__dataclass_fields__[section].default_factory)
+}
+_SCALARS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_scalar_type(name: str, value: Any, annotation: str) -> None:
+    """Refuse a value of the wrong kind for a plain int/float/bool/str field (e.g. `epochs: many`);
+    other fields are checked by their spec."""
+    kinds = [kind.strip() for kind in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    allowed = [_SCALARS[kind] for kind in kinds if kind in _SCALARS]
+    if not allowed or len(allowed) != len([k for k in kinds if k != "None"]):
+        return
+    ok = any(isinstance(value, types) and (bool in types or not isinstance(value, bool)) for types in allowed)
+    if not ok:
+        raise ConfigError(f"{name}: {value!r} must be {' or '.join(k for k in kinds if k != 'None')}{' or null' if 'None' in kinds else ''}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,9 +10,8 @@ Order of operations (each fitted piece sees only the training origins):
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 

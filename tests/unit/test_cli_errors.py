@@ -102,3 +102,17 @@ def test_brackets_in_a_message_are_shown_not_swallowed_as_markup(tmp_path):
     (tmp_path / "bad.csv").write_text(frame.replace("2024-01-05,10,12,9,11", "2024-01-05,10,12,9,13"))
     line = one_line_error(["features", "--data", "bad.csv"], "bad.csv")
     assert "[low, high]" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["benchmark", "--models", "naive", "--seeds", "0"], "--seeds 0 must be >= 1"),
+        (["benchmark", "--models", "naive", "--walk-forward", "-1"], "--walk-forward -1 must be >= 0"),
+        (["features", "-o", f"{UNWRITABLE}/f.parquet"], f"--output {UNWRITABLE}"),
+        (["validate-models", "--device", "tpu"], "--device: unknown device 'tpu'"),
+        (["train", "production", "--crypto", "DOGE", "--base-models", "naive", "--no-mlflow"], "no bundled sample for symbol 'DOGEUSDT'"),
+    ],
+)
+def test_other_commands_refuse_up_front(args, expected):
+    one_line_error(args, expected)

@@ -2,6 +2,7 @@
 refusing bad values; each sub-spec reaches its consumer whole."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_every_fit_spec_field_reaches_the_trainer():
         assert getattr(settings, field.name) == getattr(spec, field.name), field.name
     assert settings.checkpoint_dir == Path("ck")
     assert FitSettings.from_spec(FitSpec()).learning_rate is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [({"epochs": "many"}, "epochs: 'many' must be int"), ({"learning_rate": "fast"}, "learning_rate: 'fast' must be float or null"),
+     ({"mlflow": "yes"}, "mlflow: 'yes' must be bool"), ({"epochs": True}, "epochs: True must be int")],
+)
+def test_a_value_of_the_wrong_kind_names_the_field(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainingConfig.build(**values)

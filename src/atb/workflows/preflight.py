@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from atb.config import ConfigError, TrainingConfig
+from atb.data import sample_path
 from atb.models import model_class
 from atb.models.trainer import resolve_device
 from atb.registry import check_name
@@ -18,6 +19,8 @@ from atb.tracking import check_tracking_uri, default_tracking_uri
 def check_run(config: TrainingConfig, model_types: list[str] | tuple[str, ...], writes_registry: bool = True) -> None:
     """Raise a one-line error for the first thing that would make this run fail later."""
     check_name("symbol", config.data.symbol)
+    if config.data.source == "sample":
+        sample_path(config.data.symbol)  # a symbol without a bundled sample is refused by name
     classes = [model_class(name) for name in model_types]
     if any(cls.is_neural for cls in classes):
         check_device(config.fit.device)
