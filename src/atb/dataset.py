@@ -102,18 +102,26 @@ class FeatureTransform:
 
     def latest_window(self, features: pd.DataFrame) -> np.ndarray:
         """The window `(1, lookback, K)` ending at the last row, for a live forecast."""
-        if len(features) < self.lookback:
-            raise ValueError(f"need {self.lookback} rows of features for one window, got {len(features)}")
-        scaled = self.scale_frame(features.iloc[-self.lookback :])
-        bad = ~np.isfinite(scaled)
+        return self.windows_at(features, np.array([len(features) - 1]))
+
+    def windows_at(self, features: pd.DataFrame, ends: np.ndarray) -> np.ndarray:
+        """The windows `(n, lookback, K)` ending at row positions `ends` (forecast origins)."""
+        ends = np.asarray(ends, dtype=int)
+        if len(features) < self.lookback or (ends < self.lookback - 1).any() or (ends >= len(features)).any():
+            raise ValueError(f"need {self.lookback} rows of features up to each origin, got {len(features)} rows")
+        first = int(ends.min()) - self.lookback + 1
+        scaled = self.scale_frame(features.iloc[first : int(ends.max()) + 1])
+        windows = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)[ends - self.lookback + 1 - first].transpose(0, 2, 1)
+        bad = ~np.isfinite(windows)
         if bad.any():
-            row, column = map(int, np.argwhere(bad)[0])
-            names = [self.feature_names[k] for k in np.flatnonzero(bad.any(axis=0))]
+            origin, row, _ = map(int, np.argwhere(bad)[0])
+            names = [self.feature_names[k] for k in np.flatnonzero(bad[origin].any(axis=0))]
             raise ValueError(
-                f"the newest window holds non-finite features {names[:5]} (first at {features.index[-self.lookback + row]}): "
+                f"the window ending at {features.index[ends[origin]]} holds non-finite features {names[:5]} "
+                f"(first at {features.index[ends[origin] - self.lookback + 1 + row]}): "
                 "not enough history after the warm-up, or the candles hold a flat or filled stretch there"
             )
-        return scaled[None]
+        return np.ascontiguousarray(windows)
 
     def split_at(self, features: pd.DataFrame, close: pd.Series, origins: np.ndarray | None = None) -> Split:
         """Windows and targets at origin positions (default: every origin with a full

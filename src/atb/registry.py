@@ -51,6 +51,7 @@ _LOCK_FILE = ".lock"
 _TYPE_POINTER = "latest"
 _SYMBOL_POINTER = "latest.json"
 _STAGES_FILE = "stages.json"
+_ROLLOUT_FILE = "rollout.json"  # a champion/challenger rollout of the symbol, read by running servers
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VERSION = re.compile(r"v(\d{4,})")
 
@@ -250,6 +251,38 @@ class ModelRegistry:
 
     def _version_dir(self, symbol: str, model_type: str, version: str) -> Path:
         return self.root / symbol / model_type / version
+
+    def serving_signature(self, symbol: str) -> tuple:
+        """Changes whenever what `symbol` serves may have changed (a new version, a promotion,
+        a rollback, a rollout started or stopped): cheap enough to poll."""
+        out = []
+        for name in (_STAGES_FILE, _SYMBOL_POINTER, _ROLLOUT_FILE):
+            try:
+                stat = (self.root / symbol / name).stat()
+                out.append((name, stat.st_mtime_ns, stat.st_size))
+            except FileNotFoundError:
+                out.append((name, None, None))
+        return tuple(out)
+
+    def read_rollout(self, symbol: str) -> dict | None:
+        """The symbol's rollout (`challenger` ref, `mode`, `share`, `started_at`), or None."""
+        path = self.root / symbol / _ROLLOUT_FILE
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise RegistryError(f"{path} is corrupt: {exc}") from exc
+
+    def write_rollout(self, symbol: str, rollout: dict | None) -> None:
+        """Start (or replace) the symbol's rollout, or stop it with None; written atomically."""
+        self._require_symbol(symbol)
+        with self._locked(symbol):
+            path = self.root / symbol / _ROLLOUT_FILE
+            if rollout is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_json(path, rollout)
 
     def _stages_path(self, symbol: str) -> Path:
         return self.root / symbol / _STAGES_FILE

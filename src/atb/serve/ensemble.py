@@ -14,7 +14,7 @@ from atb.ensemble.spec import LEVELS, EnsembleSpec
 from atb.ensemble.uncertainty import combine_uncertainty, gaussian_interval, mc_moments
 from atb.layout import ENSEMBLE_FILE, REPORT_FILE
 from atb.registry import ModelRegistry, ModelVersion
-from atb.serve.predictor import Predictor, checked_forecast, forecast_row
+from atb.serve.predictor import Predictor, checked_forecast, forecast_row, origin_positions
 
 
 @dataclass
@@ -42,52 +42,60 @@ class EnsemblePredictor:
         return self.spec.horizons
 
     def forecast(self, candles: Candles) -> dict:
-        """Stacked point forecast per horizon with MC-mixture and conformal intervals (prices)."""
-        close = float(candles.frame["close"].iloc[-1])
-        origin = candles.frame.index[-1]
+        """Stacked point forecast per horizon from the newest bar, with MC-mixture and conformal intervals (prices)."""
+        return self.forecast_at(candles)[0]
+
+    def forecast_at(self, candles: Candles, origin_times: list | None = None) -> list[dict]:
+        """Forecasts from several origins of `candles` (default: the newest bar), each base called once."""
+        ends = origin_positions(candles, origin_times)
+        closes = candles.frame["close"].to_numpy(dtype=float)[ends]
         means, stds, points = {}, {}, {}
-        for name, window in self.latest_windows(candles).items():
+        for name, windows in self.windows_at(candles, ends).items():
             model = self.bases[name].model
-            points[name] = model.predict(window)
+            points[name] = model.predict(windows)
             means[name], stds[name] = mc_moments(
-                model, window, self.spec.mc_samples, enabled=self.spec.mc_samples > 1, point=points[name]
+                model, windows, self.spec.mc_samples, enabled=self.spec.mc_samples > 1, point=points[name]
             )
             if name in self.spec.residual_std:  # no MC dropout: its validation residual spread
-                stds[name] = np.asarray(self.spec.residual_std[name], dtype=float)[None, :]
-        point = self.spec.stack(points)[0]
+                stds[name] = np.broadcast_to(np.asarray(self.spec.residual_std[name], dtype=float), points[name].shape)
+        stacked = self.spec.stack(points)
         weights = {name: self.spec.fixed_weights[name] for name in self.bases}
         mix_mean, mix_std = combine_uncertainty(means, stds, weights)
-        rows = []
-        for j, h in enumerate(self.horizons):
-            row = forecast_row(origin, candles.bar_duration, h, close, close * float(np.exp(point[j])))
-            for level in LEVELS:
-                pct = int(round(level * 100))
-                lower, upper = gaussian_interval(mix_mean[0, j], mix_std[0, j], level)
-                row[f"lower_{pct}"] = close * float(np.exp(lower))
-                row[f"upper_{pct}"] = close * float(np.exp(upper))
-                half = self.spec.conformal[str(level)][j]
-                row[f"conformal_lower_{pct}"] = close * float(np.exp(point[j] - half))
-                row[f"conformal_upper_{pct}"] = close * float(np.exp(point[j] + half))
-            rows.append(row)
-        return checked_forecast({
-            "model": self.name,
-            "symbol": candles.symbol,
-            "origin_time": origin.isoformat(),
-            "origin_close": close,
-            "horizons": rows,
-            "interval_coverage": self.interval_coverage,
-            "bases": {name: [float(v) for v in p[0]] for name, p in points.items()},
-        })
+        out = []
+        for i, (end, close) in enumerate(zip(ends, closes)):
+            origin = candles.frame.index[end]
+            rows = []
+            for j, h in enumerate(self.horizons):
+                row = forecast_row(origin, candles.bar_duration, h, close, close * float(np.exp(stacked[i, j])))
+                for level in LEVELS:
+                    pct = int(round(level * 100))
+                    lower, upper = gaussian_interval(mix_mean[i, j], mix_std[i, j], level)
+                    row[f"lower_{pct}"] = close * float(np.exp(lower))
+                    row[f"upper_{pct}"] = close * float(np.exp(upper))
+                    half = self.spec.conformal[str(level)][j]
+                    row[f"conformal_lower_{pct}"] = close * float(np.exp(stacked[i, j] - half))
+                    row[f"conformal_upper_{pct}"] = close * float(np.exp(stacked[i, j] + half))
+                rows.append(row)
+            out.append(checked_forecast({
+                "model": self.name,
+                "symbol": candles.symbol,
+                "origin_time": origin.isoformat(),
+                "origin_close": float(close),
+                "horizons": rows,
+                "interval_coverage": self.interval_coverage,
+                "bases": {name: [float(v) for v in p[i]] for name, p in points.items()},
+            }))
+        return out
 
-    def latest_windows(self, candles: Candles) -> dict[str, np.ndarray]:
-        """Each base's newest window; the feature matrix is built once per feature source."""
+    def windows_at(self, candles: Candles, ends: np.ndarray) -> dict[str, np.ndarray]:
+        """Each base's windows ending at `ends`; the feature matrix is built once per feature source."""
         matrices: dict = {}
         windows = {}
         for name, predictor in self.bases.items():
             source = predictor.feature_spec.get("funding_path")
             if source not in matrices:
                 matrices[source] = predictor.features(candles)
-            windows[name] = predictor.transform.latest_window(matrices[source])
+            windows[name] = predictor.transform.windows_at(matrices[source], ends)
         return windows
 
 

@@ -75,24 +75,38 @@ class Predictor:
         funding = self.feature_spec.get("funding_path")
         return feature_matrix(candles, Path(funding) if funding else None)
 
-    def predict_prices(self, candles: Candles) -> tuple[pd.Timestamp, float, np.ndarray]:
-        """Origin time, origin close and the forecast price per horizon from the newest bar."""
-        window = self.transform.latest_window(self.features(candles))
-        prediction = self.predict_windows(window)
-        close = float(candles.frame["close"].iloc[-1])
-        prices = self.transform.target.to_prices(prediction, np.array([close]))[0]
-        return candles.frame.index[-1], close, prices
-
     def forecast(self, candles: Candles) -> dict:
-        """JSON-ready forecast: origin, and per horizon the target bar time and price."""
-        origin, close, prices = self.predict_prices(candles)
-        return checked_forecast({
-            "model": self.name,
-            "symbol": candles.symbol,
-            "origin_time": origin.isoformat(),
-            "origin_close": close,
-            "horizons": [forecast_row(origin, candles.bar_duration, h, close, price) for h, price in zip(self.horizons, prices)],
-        })
+        """JSON-ready forecast from the newest bar: origin, and per horizon the target bar time and price."""
+        return self.forecast_at(candles)[0]
+
+    def forecast_at(self, candles: Candles, origin_times: list | None = None) -> list[dict]:
+        """Forecasts from several origins of `candles` (default: the newest bar), in one model call."""
+        ends = origin_positions(candles, origin_times)
+        windows = self.transform.windows_at(self.features(candles), ends)
+        closes = candles.frame["close"].to_numpy(dtype=float)[ends]
+        prices = self.transform.target.to_prices(self.predict_windows(windows), closes)
+        return [
+            checked_forecast({
+                "model": self.name,
+                "symbol": candles.symbol,
+                "origin_time": candles.frame.index[end].isoformat(),
+                "origin_close": float(close),
+                "horizons": [forecast_row(candles.frame.index[end], candles.bar_duration, h, close, p) for h, p in zip(self.horizons, row)],
+            })
+            for end, close, row in zip(ends, closes, prices)
+        ]
+
+
+def origin_positions(candles: Candles, origin_times: list | None) -> np.ndarray:
+    """Row positions of the requested origin bars (default: the newest), each one a bar of `candles`."""
+    if origin_times is None:
+        return np.array([len(candles.frame) - 1])
+    wanted = pd.DatetimeIndex([pd.Timestamp(t) for t in origin_times])
+    wanted = wanted.tz_localize("UTC") if wanted.tz is None else wanted.tz_convert("UTC")
+    positions = candles.frame.index.get_indexer(wanted)
+    if (positions < 0).any():
+        raise ForecastError(f"origin {wanted[int(np.argmax(positions < 0))]} is not a bar of {candles.source}")
+    return positions
 
 
 def check_bar_size(name: str, feature_spec: dict, candles: Candles) -> None:

@@ -1,0 +1,38 @@
+"""Champion/challenger: which arm answers a request.
+
+A rollout is stored in the registry beside the symbol's stages (`rollout.json`):
+`{"challenger": "SYMBOL/type/vNNNN", "mode": "shadow" | "canary", "share": 0.1}`.
+Shadow: the challenger is computed and logged, the champion answers. Canary: a
+stable share of request keys is answered by the challenger; the same key always
+gets the same arm (a hash of symbol and key, not a random draw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+MODES = ("shadow", "canary")
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def new_rollout(challenger_ref: str, mode: str, share: float) -> dict:
+    """A validated rollout record."""
+    if mode not in MODES:
+        raise ValueError(f"--mode {mode!r} is not one of {list(MODES)}")
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"--share {share} must be in (0, 1]")
+    return {"challenger": challenger_ref, "mode": mode, "share": float(share), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def key_fraction(symbol: str, key: str) -> float:
+    """A number in [0, 1) fixed by (symbol, key): the sticky draw of a request key."""
+    digest = hashlib.sha256(f"{symbol}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def answering_arm(rollout: dict | None, symbol: str, key: str) -> str:
+    """The arm whose forecast is returned for this request."""
+    if rollout is None or rollout["mode"] != "canary":
+        return CHAMPION
+    return CHALLENGER if key_fraction(symbol, key) < rollout["share"] else CHAMPION
