@@ -714,6 +714,118 @@ def models_export(
     console.print(f"ONNX model written to {path}; the version's transform.json gives the input features and scaling")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs an API key.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    registry: RegistryOpt = None,
+    symbols: Annotated[Optional[str], typer.Option("--symbols", help="Comma-separated symbols (default: every symbol with a version).")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="SYMBOL=FILE candles to start from (repeatable; BTCUSDT defaults to the sample).")] = None,
+    engine: Annotated[str, typer.Option(help="onnx (ONNX Runtime for neural single models) or torch.")] = "onnx",
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="ATB_API_KEY", help="Required in the X-API-Key header of every route but /health.")] = None,
+    forecast_log: Annotated[Optional[str], typer.Option("--forecast-log", help="SQLAlchemy URL of the forecast log (default: SQLite in the registry).")] = None,
+) -> None:
+    """Serve forecasts over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    import uvicorn
+
+    from atb.serve.api import API_KEY_VARIABLE
+    from atb.serve.forecast_log import default_log_url
+
+    root = registry_dir(registry)
+    settings = {
+        "registry": str(root),
+        "symbols": [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
+        "data": dict(pair.split("=", 1) for pair in data or []),
+        "engine": engine,
+        "log_url": forecast_log or default_log_url(root),
+    }
+
+    def check():
+        if engine not in ("onnx", "torch"):
+            raise ConfigError(f"--engine {engine!r} is not one of ['onnx', 'torch']")
+        if any("=" not in pair for pair in data or []):
+            raise ConfigError("--data: expected SYMBOL=FILE, e.g. --data ETHUSDT=ETHUSDT_1d.csv")
+        if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+            raise ConfigError(f"--host {host}: binding beyond loopback needs --api-key (or {API_KEY_VARIABLE})")
+        if workers < 1:
+            raise ConfigError(f"--workers {workers} must be >= 1")
+
+    run_guarded(check)
+    os.environ["ATB_SERVE_SETTINGS"] = json.dumps(settings)
+    if api_key:
+        os.environ[API_KEY_VARIABLE] = api_key
+    uvicorn.run("atb.serve.api:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning")
+
+
+@models_app.command("rollout")
+def models_rollout(
+    symbol: str,
+    challenger: Annotated[Optional[str], typer.Option("--challenger", help="The challenger: a version ref SYMBOL/type/vNNNN, or type/vNNNN.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="shadow (logged, never returned) or canary (a share of request keys).")] = "shadow",
+    share: Annotated[float, typer.Option("--share", help="Canary share of request keys.")] = 0.1,
+    stop: Annotated[bool, typer.Option("--stop", help="End the rollout; the champion keeps serving (rollback).")] = False,
+    promote: Annotated[bool, typer.Option("--promote", help="Make the challenger production and end the rollout.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Champion vs challenger on the forecasts whose targets are known.")] = False,
+    data: DataOpt = None,
+    registry: RegistryOpt = None,
+    forecast_log: Annotated[Optional[str], typer.Option("--forecast-log", help="SQLAlchemy URL of the forecast log.")] = None,
+) -> None:
+    """Champion/challenger rollout of a symbol: start (shadow or canary), stop, promote, report."""
+    from atb.serve.forecast_log import ForecastLog, default_log_url
+    from atb.serve.rollout import new_rollout
+
+    store = open_registry(registry)
+
+    def action():
+        if report:
+            from atb.evaluation.rollout import rollout_report
+
+            candles = load_candles_for_report(symbol, data)
+            return rollout_report(ForecastLog(forecast_log or default_log_url(registry_dir(registry))).rows(symbol), candles.frame["close"])
+        current = store.read_rollout(symbol)
+        if stop or promote:
+            if current is None:
+                raise ConfigError(f"{symbol} has no rollout to {'stop' if stop else 'promote'}")
+            if promote:
+                symbol_, model_type, version = current["challenger"].split("/")
+                store.promote(symbol_, model_type, version, "production")
+            store.write_rollout(symbol, None)
+            return current
+        if challenger is None:
+            raise ConfigError("--challenger is needed to start a rollout (or use --stop, --promote, --report)")
+        ref = challenger if challenger.count("/") == 2 else f"{symbol}/{challenger}"
+        store.get_ref(ref)  # exists and verifies
+        state = new_rollout(ref, mode, share)
+        store.write_rollout(symbol, state)
+        return state
+
+    result = run_guarded(action)
+    if report:
+        console.print(rollout_view(symbol, result))
+    elif stop:
+        console.print(f"{symbol}: rollout of {result['challenger']} stopped; the champion serves")
+    elif promote:
+        console.print(f"{symbol}: {result['challenger']} is now production; rollout ended")
+    else:
+        console.print(f"{symbol}: {result['mode']} rollout of {result['challenger']}" + (f", share {result['share']:.0%}" if result["mode"] == "canary" else ""))
+
+
+def load_candles_for_report(symbol: str, data: Path | None):
+    from atb.data import load_candles
+
+    return load_candles(build_config(None, symbol=symbol, data_path=data).data)
+
+
+def rollout_view(symbol: str, rows: list[dict]) -> Table:
+    table = Table(title=f"{symbol}: served forecasts whose targets are known (RMSE/naive below 1 beats naive)")
+    for column in ("version", "arm", "h", "forecasts", "RMSE/naive", "DM p vs champion"):
+        table.add_column(column, justify="left" if column in ("version", "arm") else "right")
+    for row in rows:
+        table.add_row(row["version"], row["arm"], str(row["horizon"]), str(row["n"]), _fmt(row["rmse_ratio"], 3), _fmt(row["dm_pvalue"], 3))
+    return table
+
+
 @app.command("validate-models")
 def validate_models(device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto") -> None:
     """Build every type and variant, train one epoch on synthetic data, save and reload."""

@@ -141,7 +141,7 @@ def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         wanted = "a timestamp column (" + "/".join(_TIME_ALIASES) + ")" if time_column is None else ""
         names = ", ".join(filter(None, [wanted, ", ".join(missing)]))
         raise DataSourceError(f"{source}: missing column(s) {names}; found {list(raw.columns)}")
-    index = _parse_timestamps(raw[time_column], source)
+    index = parse_timestamps(raw[time_column], source)
     columns = {}
     for name in OHLCV_COLUMNS:
         values = pd.to_numeric(raw[lower[name]], errors="coerce")
@@ -151,7 +151,7 @@ def _canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
-def _parse_timestamps(values: pd.Series, source: str) -> pd.DatetimeIndex:
+def parse_timestamps(values: pd.Series, source: str) -> pd.DatetimeIndex:
     """ISO strings, unix seconds or unix milliseconds -> UTC DatetimeIndex named timestamp."""
     if pd.api.types.is_numeric_dtype(values):
         numbers = values.astype(float)
