@@ -64,4 +64,4 @@ def test_predict_uses_the_ensemble_with_intervals(production):
     for row in forecast["horizons"]:
         assert row["lower_95"] <= row["lower_80"] <= row["upper_80"] <= row["upper_95"]
         assert row["conformal_lower_95"] < row["forecast"] < row["conformal_upper_95"]
-    assert "95% conformal" in table and "95% MC dropout" in table
+    assert "conformal" in table and "mixture" in table and "calibrated" in table

@@ -5,6 +5,7 @@ bad input never a 5xx, API keys, and a killed server keeps what it acknowledged.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -95,6 +96,7 @@ def test_a_forecast_equals_atb_predict_for_the_same_version_and_candles(server, 
         assert served["model"] == expected["model"] and served["origin_time"] == expected["origin_time"]
         for row, other in zip(served["horizons"], expected["horizons"]):
             assert row["forecast"] == pytest.approx(other["forecast"], rel=1e-5)  # ONNX Runtime vs torch: float32 rounding
+            assert row["log_return"] == pytest.approx(math.log(other["forecast"] / expected["origin_close"]), abs=1e-5)
 
 
 def test_batch_equals_single_calls_with_the_candles_up_to_each_origin(server):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Callable
@@ -159,7 +160,8 @@ class ForecastService:
             if self.log is not None:
                 self.log.append(f"{request_id}-{i}", symbol, candles_hash(candles), per_arm)
             arm, _, forecast = next(item for item in per_arm if item[1])
-            results.append({**forecast, "arm": arm, "request_id": f"{request_id}-{i}"})
+            rows = [{**row, "log_return": math.log(row["forecast"] / forecast["origin_close"])} for row in forecast["horizons"]]
+            results.append({**forecast, "horizons": rows, "arm": arm, "request_id": f"{request_id}-{i}"})
         return results
 
     def _forecast_at(self, served: Served, candles: Candles, origin_times: list | None) -> list[dict]:
