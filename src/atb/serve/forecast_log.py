@@ -39,7 +39,8 @@ class ForecastLog:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url)
+        # several uvicorn workers may append to one SQLite file: wait for its lock instead of failing
+        self.engine = sa.create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
