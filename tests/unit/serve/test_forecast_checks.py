@@ -2,8 +2,6 @@
 with a non-finite number is an error naming the version, never NaN."""
 
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,15 +9,6 @@ import pytest
 
 from atb.data import load_candles
 from atb.serve import ForecastError, load_version
-
-FIXTURE = Path(__file__).parents[2] / "fixtures" / "registry_024bb27"
-
-
-@pytest.fixture
-def registry(tmp_path) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(FIXTURE, root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,12 @@
 """The one loader: single models and ensembles from the registry, every file verified first."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from atb.registry import RegistryError
 from atb.serve import Predictor, load_version
 from atb.serve.ensemble import EnsemblePredictor
-
-FIXTURE = Path(__file__).parents[2] / "fixtures" / "registry_024bb27"
-
-
-@pytest.fixture
-def registry(tmp_path) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(FIXTURE, root)
-    return root
 
 
 def test_dispatches_on_the_kind_of_version(registry):
