@@ -6,6 +6,7 @@
     {version}/features.json      what inference needs to rebuild the features
     {version}/gate.json          the skill gate of a single model (absent: served ungated)
     {version}/ensemble.json      an ensemble's bases and combination (ensembles only)
+    {version}/monitor.json       what monitoring compares against (input, forecast and error references)
     {version}/training_report.json
     {version}/plots/*.png
     {version}/metadata.json      written by the registry: metadata and SHA-256 manifest
@@ -17,5 +18,6 @@ FEATURES_FILE = "features.json"
 GATE_FILE = "gate.json"
 ENSEMBLE_FILE = "ensemble.json"
 REPORT_FILE = "training_report.json"
+MONITOR_FILE = "monitor.json"
 PLOTS_DIR = "plots"
 METADATA_FILE = "metadata.json"

@@ -19,6 +19,7 @@ from atb.data import Candles, load_candles
 from atb.dataset import Dataset
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
+from atb.evaluation.monitoring import monitoring_reference
 from atb.evaluation.protocol import backtest, evaluate_models, score, skill_warnings
 from atb.evaluation.report import (
     DataSummary,
@@ -31,7 +32,7 @@ from atb.evaluation.report import (
 )
 from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
-from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
+from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, MONITOR_FILE, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model, model_class
 from atb.models.base import BASELINE_FAMILY
 from atb.models.gate import GatedModel, SkillGate
@@ -171,6 +172,8 @@ def train_model(
         report.timings = timings
 
         on_event("stage", {"name": "save"})
+        served_val = gate.apply(raw_val) if gate else raw_val
+        reference = monitoring_reference(dataset, prepared.features, served_val, spec.model_type, metrics, validation)
 
         def populate(directory: Path) -> None:
             model.save(directory / MODEL_DIR)
@@ -180,6 +183,7 @@ def train_model(
             atomic_write_json(directory / FEATURES_FILE, feature_spec(prepared, config))
             shutil.copytree(plots_dir, directory / PLOTS_DIR)
             atomic_write_json(directory / REPORT_FILE, report.to_dict())
+            atomic_write_json(directory / MONITOR_FILE, reference)
 
         version = registry.create_version(
             symbol,
