@@ -826,6 +826,63 @@ def rollout_view(symbol: str, rows: list[dict]) -> Table:
     return table
 
 
+@app.command("monitor")
+def monitor_command(
+    symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
+    model_type: Annotated[Optional[str], typer.Option("--model-type", help="Monitor this type's production/latest version.")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")] = None,
+    window: Annotated[int, typer.Option("--window", help="Recent bars compared with the version's references.")] = 90,
+    thresholds: Annotated[Optional[Path], typer.Option("--thresholds", help="YAML file of threshold overrides.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for monitor.json and monitor.png.")] = None,
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
+    keep_last_bar: KeepLastOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Input drift, prediction drift, realised skill and data health of a version; exit 0 ok, 1 warning, 2 alert."""
+    import pandas as pd
+
+    from atb.data import load_candles
+    from atb.evaluation.plots import plot_monitor
+    from atb.io import atomic_write_json
+    from atb.serve.monitor import STATUSES, Thresholds, monitor
+    from atb.workflows.preflight import check_writable
+
+    folder = output or Path("training_output") / f"monitor_{symbol}"
+
+    def action():
+        check_writable(folder, "--output")
+        cfg = build_config(None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None))
+        candles = load_candles(cfg.data)
+        now = pd.Timestamp.now(tz="UTC") if cfg.data.source == "exchange" else None
+        report = monitor(open_registry(registry), symbol, candles, window, model_type, version, Thresholds.from_yaml(thresholds), now)
+        atomic_write_json(folder / "monitor.json", report)
+        plot_monitor(report, folder / "monitor.png")
+        return report
+
+    report = run_guarded(action)
+    table = Table(title=f"{symbol} {report['version']}: the most drifted inputs over {report['span'][0][:10]} .. {report['span'][1][:10]}")
+    for column in ("input", "PSI", "KS", "KS p", "outside 1-99%"):
+        table.add_column(column, justify="left" if column == "input" else "right")
+    for name, d in list(report["inputs"].items())[:8]:
+        table.add_row(name, _fmt(d["psi"], 3), _fmt(d["ks"], 3), _fmt(d["ks_pvalue"], 3), f"{d['outside_1_99']:.0%}")
+    console.print(table)
+    skill = Table(title="Forecasts and realised skill per horizon")
+    for column in ("h", "forecast PSI", "realised RMSE/naive", "test RMSE/naive", "p(worse than naive)", "origins"):
+        skill.add_column(column, justify="right")
+    for h, s in report["skill"].items():
+        skill.add_row(h, _fmt(report["forecasts"][h]["psi"], 3), _fmt(s["rmse_ratio"], 3), _fmt(s["test_rmse_ratio"], 3), _fmt(s["worse_pvalue"], 3), str(s["n"]))
+    console.print(skill)
+    for finding in report["findings"]:
+        style = "bold red" if finding["level"] == "alert" else "yellow"
+        console.print(f"[{style}]{finding['level']}:[/] {escape(finding['what'])}")
+    console.print(f"status {report['status']}; report and chart in {folder}")
+    raise typer.Exit(code=STATUSES.index(report["status"]))
+
+
 @app.command("validate-models")
 def validate_models(device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto") -> None:
     """Build every type and variant, train one epoch on synthetic data, save and reload."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+NULL_WINDOWS = (30, 90, 180, 365)  # window lengths whose no-drift PSI is measured on the reference rows
+NULL_SAMPLES = 40
 BINS = 10
 PSI_FLOOR = 1e-4
 REFERENCE_SAMPLE = 200
@@ -63,3 +65,28 @@ def drift_against(reference: dict, values: np.ndarray) -> dict:
         "outside_1_99": float(np.mean((values < reference["p01"]) | (values > reference["p99"]))),
         "n": int(len(values)),
     }
+
+
+def null_psi(values: np.ndarray, reference: dict) -> dict:
+    """How large the PSI of a window drawn from the reference rows themselves gets, per window
+    length: the 95th and 99th percentiles over `NULL_SAMPLES` evenly spaced windows. A recent
+    window is judged against these, not against a fixed PSI: a 90-bar window of a slow
+    rolling statistic covers a narrow part of its range even when nothing changed."""
+    values = np.asarray(values, dtype=float)
+    out = {}
+    for length in NULL_WINDOWS:
+        if length * 2 > len(values):
+            continue
+        starts = np.linspace(0, len(values) - length, NULL_SAMPLES).astype(int)
+        psis = [psi(reference["counts"], bin_counts(values[s : s + length][np.isfinite(values[s : s + length])], np.asarray(reference["edges"]))) for s in starts]
+        out[str(length)] = {"q95": float(np.quantile(psis, 0.95)), "q99": float(np.quantile(psis, 0.99))}
+    return out
+
+
+def null_limit(reference: dict, window: int, quantile: str = "q99") -> float | None:
+    """The reference's no-drift PSI limit for the stored window length nearest to `window`."""
+    nulls = reference.get("null_psi") or {}
+    if not nulls:
+        return None
+    nearest = min(nulls, key=lambda length: abs(int(length) - window))
+    return nulls[nearest][quantile]

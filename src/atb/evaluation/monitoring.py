@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from atb.dataset import Dataset
-from atb.evaluation.drift import distribution
+from atb.evaluation.drift import distribution, null_psi
 
 REFERENCE_VERSION = 1
 
@@ -23,10 +23,16 @@ def monitoring_reference(
     return {
         "version": REFERENCE_VERSION,
         "training_rows": [str(training_rows.index[0]), str(training_rows.index[-1])],
-        "inputs": {column: distribution(training_rows[column].to_numpy()) for column in training_rows.columns},
-        "forecasts": {str(h): distribution(val_forecast[:, j]) for j, h in enumerate(dataset.horizons)},
+        "inputs": {column: with_null(training_rows[column].to_numpy()) for column in training_rows.columns},
+        "forecasts": {str(h): with_null(val_forecast[:, j]) for j, h in enumerate(dataset.horizons)},
         "errors": {part: _errors(table, name) for part, table in (("test", metrics), ("validation", validation))},
     }
+
+
+def with_null(values: np.ndarray) -> dict:
+    """The distribution of `values` and the no-drift PSI of windows drawn from them."""
+    reference = distribution(values)
+    return {**reference, "null_psi": null_psi(values, reference)}
 
 
 def _errors(table: dict, name: str) -> dict:

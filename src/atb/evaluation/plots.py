@@ -385,6 +385,29 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
+def plot_monitor(report: Mapping, path: str | Path) -> Path:
+    """Input drift (PSI per input, most drifted first) and realised vs test RMSE/naive per horizon."""
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    drift_ax, skill_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    names = list(report["inputs"])[:20]
+    values = [report["inputs"][n]["psi"] for n in names]
+    drift_ax.barh(names[::-1], values[::-1], color="tab:orange")
+    drift_ax.scatter([report["inputs"][n]["limit"] for n in names[::-1]], names[::-1], marker="|", s=200, color="black", label="no-drift limit")
+    drift_ax.set_xlabel("PSI against the training part")
+    drift_ax.set_title(f"{report['version']}: input drift over {report['span'][0][:10]} .. {report['span'][1][:10]}")
+    drift_ax.legend()
+    horizons = list(report["skill"])
+    positions = np.arange(len(horizons))
+    skill_ax.bar(positions - 0.2, [report["skill"][h]["test_rmse_ratio"] for h in horizons], 0.4, label="test part")
+    skill_ax.bar(positions + 0.2, [report["skill"][h]["rmse_ratio"] for h in horizons], 0.4, label="window (realised)")
+    skill_ax.axhline(1.0, color="black", linewidth=1)
+    skill_ax.set_xticks(positions, [f"h={h}" for h in horizons])
+    skill_ax.set_ylabel("RMSE / naive")
+    skill_ax.set_title(f"status: {report['status']}")
+    skill_ax.legend()
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))

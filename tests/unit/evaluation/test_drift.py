@@ -29,3 +29,15 @@ def test_ks_matches_scipy_on_the_stored_sample_and_a_shift_is_seen():
     assert calm["psi"] < 0.1 and calm["ks_pvalue"] > 0.01 and calm["outside_1_99"] < 0.05
     assert moved["psi"] > 0.25 and moved["ks_pvalue"] < 1e-6 and moved["outside_1_99"] > 0.05
     assert sum(reference["counts"]) == 5000 and len(reference["sample"]) == 200
+
+
+def test_the_no_drift_limit_comes_from_windows_of_the_reference_rows():
+    from atb.evaluation.drift import null_limit, null_psi
+
+    rng = np.random.default_rng(1)
+    slow = np.cumsum(rng.normal(size=3000)) * 0.01  # a persistent series: short windows cover little of its range
+    reference = distribution(slow)
+    reference["null_psi"] = null_psi(slow, reference)
+    assert set(reference["null_psi"]) == {"30", "90", "180", "365"}
+    assert null_limit(reference, 100) == reference["null_psi"]["90"]["q99"] > reference["null_psi"]["365"]["q99"]
+    assert null_limit({"counts": [1]}, 90) is None
