@@ -772,8 +772,8 @@ def models_rollout(
     forecast_log: Annotated[Optional[str], typer.Option("--forecast-log", help="SQLAlchemy URL of the forecast log.")] = None,
 ) -> None:
     """Champion/challenger rollout of a symbol: start (shadow or canary), stop, promote, report."""
+    from atb.registry import rollout_record
     from atb.serve.forecast_log import ForecastLog, default_log_url
-    from atb.serve.rollout import new_rollout
 
     store = open_registry(registry)
 
@@ -796,7 +796,7 @@ def models_rollout(
             raise ConfigError("--challenger is needed to start a rollout (or use --stop, --promote, --report)")
         ref = challenger if challenger.count("/") == 2 else f"{symbol}/{challenger}"
         store.get_ref(ref)  # exists and verifies
-        state = new_rollout(ref, mode, share)
+        state = rollout_record(ref, mode, share)
         store.write_rollout(symbol, state)
         return state
 
@@ -841,6 +841,10 @@ def monitor_command(
     gaps: GapsOpt = None,
     keep_last_bar: KeepLastOpt = False,
     registry: RegistryOpt = None,
+    alert_webhook: Annotated[Optional[str], typer.Option("--alert-webhook", help="POST the JSON report here on a warning or an alert.")] = None,
+    alert_command: Annotated[Optional[str], typer.Option("--alert-command", help="Run this (report on stdin, ATB_MONITOR_STATUS set) on a warning or an alert.")] = None,
+    retrain: Annotated[bool, typer.Option("--retrain", help="On an alert: train a fresh version with the stored settings on these candles and register it as a shadow challenger (never promoted).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --retrain: say what would be done, do nothing.")] = False,
 ) -> None:
     """Input drift, prediction drift, realised skill and data health of a version; exit 0 ok, 1 warning, 2 alert."""
     import pandas as pd
@@ -848,7 +852,7 @@ def monitor_command(
     from atb.data import load_candles
     from atb.evaluation.plots import plot_monitor
     from atb.io import atomic_write_json
-    from atb.serve.monitor import STATUSES, Thresholds, monitor
+    from atb.serve.monitor import STATUSES, Thresholds, monitor, send_alerts
     from atb.workflows.preflight import check_writable
 
     folder = output or Path("training_output") / f"monitor_{symbol}"
@@ -880,6 +884,15 @@ def monitor_command(
         style = "bold red" if finding["level"] == "alert" else "yellow"
         console.print(f"[{style}]{finding['level']}:[/] {escape(finding['what'])}")
     console.print(f"status {report['status']}; report and chart in {folder}")
+    if report["status"] != "ok":
+        for problem in send_alerts(report, alert_webhook, alert_command):
+            warn(err_console, problem)
+    if retrain and report["status"] == "alert":
+        from atb.workflows.retrain import retrain_challenger
+
+        config = build_config(None, symbol=symbol, registry_dir=registry, **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, None))
+        plan = run_guarded(lambda: retrain_challenger(open_registry(registry), report["version"], config.data, dry_run=dry_run))
+        console.print(plan)
     raise typer.Exit(code=STATUSES.index(report["status"]))
 
 

@@ -199,10 +199,14 @@ class ModelRegistry:
         symbol, model_type, version = parts
         return self.get(symbol, model_type, version, verify=verify)
 
+    def has_stage(self, symbol: str, stage: str) -> bool:
+        """Whether some version of `symbol` holds `stage`."""
+        return bool(self._read_stages(symbol).get(stage, {}).get("current"))
+
     def resolve_for_serving(self, symbol: str) -> ModelVersion:
         """The production version of `symbol` if there is one, else its latest version."""
         self._require_symbol(symbol)
-        stage = "production" if self._read_stages(symbol).get("production", {}).get("current") else "latest"
+        stage = "production" if self.has_stage(symbol, "production") else "latest"
         return self.get(symbol, ref=stage)
 
     def verify(self, model: ModelVersion) -> None:
@@ -407,6 +411,20 @@ def flatten_metrics(nested: Mapping[str, Any], sep: str = ".") -> dict[str, Any]
         else:
             flat[name] = value
     return flat
+
+
+ROLLOUT_MODES = ("shadow", "canary")
+
+
+def rollout_record(challenger_ref: str, mode: str, share: float) -> dict:
+    """A validated rollout: shadow (the challenger is logged, never returned) or canary
+    (`share` of request keys are answered by the challenger)."""
+    if mode not in ROLLOUT_MODES:
+        raise ValueError(f"--mode {mode!r} is not one of {list(ROLLOUT_MODES)}")
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"--share {share} must be in (0, 1]")
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"challenger": challenger_ref, "mode": mode, "share": float(share), "started_at": started}
 
 
 def check_name(kind: str, name: str) -> None:

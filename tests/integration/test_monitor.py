@@ -43,17 +43,23 @@ def test_the_model_s_own_training_window_is_ok_and_50_later_windows_rarely_alert
     assert alerts <= 0.10
 
 
-def test_a_volatility_shift_raises_an_alert_within_60_bars(sample_version, tmp_path):
-    root, _ = sample_version
-    candles = load_candles()
-    frame = candles.frame.copy()
-    shift_at = 1200  # inside the training years: the model knows the bars before it
+SHIFT_AT = 1200  # inside the training years: the model knows the bars before it
+
+
+def shifted_frame() -> pd.DataFrame:
+    """The bundled candles with five times the volatility from bar SHIFT_AT on."""
+    frame = load_candles().frame.copy()
     returns = np.log(frame["close"]).diff().fillna(0.0).to_numpy()
-    returns[shift_at:] *= 5.0  # five times the volatility from here on
+    returns[SHIFT_AT:] *= 5.0
     close = float(frame["close"].iloc[0]) * np.exp(np.cumsum(returns))
     ratio = close / frame["close"].to_numpy()
-    shifted = frame.assign(open=frame["open"] * ratio, high=frame["high"] * ratio, low=frame["low"] * ratio, close=close)
-    shifted_candles = Candles(frame=shifted, report=candles.report, symbol="BTCUSDT", source="shifted")
+    return frame.assign(open=frame["open"] * ratio, high=frame["high"] * ratio, low=frame["low"] * ratio, close=close)
+
+
+def test_a_volatility_shift_raises_an_alert_within_60_bars(sample_version, tmp_path):
+    root, _ = sample_version
+    shift_at = SHIFT_AT
+    shifted_candles = Candles(frame=shifted_frame(), report=load_candles().report, symbol="BTCUSDT", source="shifted")
     registry = ModelRegistry(root / "models")
     first_alert = next(
         (k for k in range(10, 121, 10) if monitor(registry, "BTCUSDT", cut(shifted_candles, shift_at + k), window=30, model_type="lightgbm")["status"] == "alert"),
@@ -74,3 +80,58 @@ def test_the_cli_exit_code_follows_the_status(sample_version, tmp_path, monkeypa
     assert report["status"] == "ok" and (tmp_path / "ok" / "monitor.png").stat().st_size > 5000
     later = runner.invoke(app, ["monitor", "--model-type", "lightgbm", "--registry", str(root / "models"), "-o", "later"])
     assert later.exit_code in (1, 2) and "inputs drifted" in later.output, later.output  # mid-2025: calmer than 2018-23
+
+
+def test_an_alert_reaches_the_webhook_and_the_command_and_retrains_a_challenger(sample_version, tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    root, _ = sample_version
+    monkeypatch.chdir(tmp_path)
+    shifted_frame().iloc[: SHIFT_AT + 60].to_csv(tmp_path / "shifted.csv")
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    registry = ModelRegistry(root / "models")
+    before = registry.list_versions("BTCUSDT")
+    common = ["monitor", "--model-type", "lightgbm", "--registry", str(root / "models"), "--data", "shifted.csv", "--window", "30"]
+    dry = runner.invoke(app, [*common, "--retrain", "--dry-run", "-o", "dry"])
+    assert dry.exit_code == 2 and "dry run: would train lightgbm" in dry.output
+    assert registry.list_versions("BTCUSDT") == before
+    result = runner.invoke(app, [*common, "-o", "alert", "--alert-webhook", f"http://127.0.0.1:{server.server_port}/hook",
+                                 "--alert-command", f"cat > {tmp_path / 'command.json'}", "--retrain"])
+    server.shutdown()
+    assert result.exit_code == 2, result.output
+    assert received and received[0]["status"] == "alert" and received[0]["version"] == "BTCUSDT/lightgbm/v0001"
+    assert json.loads((tmp_path / "command.json").read_text())["status"] == "alert"
+    assert "BTCUSDT/lightgbm/v0002 trained and registered as a shadow challenger" in result.output
+    assert registry.get("BTCUSDT", "lightgbm", "production").version == "v0001"  # pinned, never replaced
+    assert registry.get("BTCUSDT", "lightgbm", "staging").version == "v0002"
+    assert registry.read_rollout("BTCUSDT")["challenger"] == "BTCUSDT/lightgbm/v0002"
+
+
+def test_the_server_monitors_on_request_and_exports_gauges(sample_version):
+    from conftest import Server
+
+    from atb.serve.service import ForecastService
+
+    root, _ = sample_version
+    running = Server(ForecastService(root / "models", engine="torch"), poll_seconds=None)
+    try:
+        status, report = running.request("GET", "/v1/models/BTCUSDT/monitor?model_type=lightgbm&window=90")
+        assert status == 200, report
+        assert report["status"] in ("ok", "warning", "alert") and report["version"].startswith("BTCUSDT/lightgbm/")
+        metrics = running.request("GET", "/metrics")[1]
+        assert "atb_monitor_status{" in metrics and "atb_monitor_realised_rmse_ratio{" in metrics
+    finally:
+        running.stop()

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import uvicorn
+from conftest import Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -28,48 +28,11 @@ from typer.testing import CliRunner
 
 from atb.cli import app as cli
 from atb.data import load_candles
-from atb.registry import ModelRegistry
-from atb.serve.api import create_app
+from atb.registry import ModelRegistry, rollout_record
 from atb.serve.forecast_log import ForecastLog
-from atb.serve.rollout import new_rollout
 from atb.serve.service import ForecastService
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "registry_024bb27"
-
-
-class Server:
-    """A uvicorn server in a thread, on a free loopback port."""
-
-    def __init__(self, service: ForecastService, **app_options) -> None:
-        self.service = service
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(service, **app_options), log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-
-    def request(self, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None) -> tuple[int, dict | str]:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                text = response.read().decode()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            text, status = error.read().decode(), error.code
-        try:
-            return status, json.loads(text)
-        except json.JSONDecodeError:
-            return status, text
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -128,6 +91,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem(server):
     assert server.request("GET", "/v1/models/DOGEUSDT")[0] == 404
     assert server.request("GET", "/health") == (200, {"status": "ok"})
     assert server.request("GET", "/ready")[0] == 200
+    status, body = server.request("GET", "/v1/models/BTCUSDT/monitor?model_type=lstm")
+    assert status == 422 and "has no monitor.json" in body["detail"]  # versions written before monitoring
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=10), lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
@@ -167,7 +132,7 @@ def test_two_hundred_requests_during_three_swaps_all_answered_by_a_served_versio
 
 
 def test_canary_share_is_binomial_and_sticky_per_key(server, registry):
-    ModelRegistry(registry).write_rollout("BTCUSDT", new_rollout("BTCUSDT/lightgbm/v0001", "canary", 0.1))
+    ModelRegistry(registry).write_rollout("BTCUSDT", rollout_record("BTCUSDT/lightgbm/v0001", "canary", 0.1))
     assert server.request("POST", "/v1/models/BTCUSDT/reload")[0] == 200
     keys = [f"client-{i}" for i in range(2000)]
     with ThreadPoolExecutor(8) as pool:
@@ -180,7 +145,7 @@ def test_canary_share_is_binomial_and_sticky_per_key(server, registry):
 
 
 def test_shadow_forecasts_are_logged_and_never_returned(server, registry, tmp_path):
-    ModelRegistry(registry).write_rollout("BTCUSDT", new_rollout("BTCUSDT/lstm/v0001", "shadow", 1.0))
+    ModelRegistry(registry).write_rollout("BTCUSDT", rollout_record("BTCUSDT/lstm/v0001", "shadow", 1.0))
     deadline = time.time() + 5
     while server.service.describe("BTCUSDT")["rollout"] is None and time.time() < deadline:
         time.sleep(0.05)  # picked up by the running server, no restart

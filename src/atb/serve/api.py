@@ -19,10 +19,11 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from atb.serve.forecast_log import ForecastLog
+from atb.serve.monitor import STATUSES
 from atb.serve.service import ForecastService, UnknownError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -87,6 +88,9 @@ def create_app(
                         buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
     forecasts = Counter("atb_forecasts_total", "Forecasts served", ["symbol", "version", "arm"], registry=metrics)
     loads = Counter("atb_model_loads_total", "Versions loaded or reloaded", ["symbol"], registry=metrics)
+    monitor_status = Gauge("atb_monitor_status", "Last monitoring status (0 ok, 1 warning, 2 alert)", ["symbol", "version"], registry=metrics)
+    drifted_share = Gauge("atb_monitor_drifted_input_share", "Share of inputs drifted in the last monitoring", ["symbol", "version"], registry=metrics)
+    realised = Gauge("atb_monitor_realised_rmse_ratio", "Realised RMSE/naive in the last monitoring", ["symbol", "version", "horizon"], registry=metrics)
     for symbol in service.symbols:
         loads.labels(symbol).inc()
     service.on_load = lambda symbol, ref: loads.labels(symbol).inc()
@@ -146,6 +150,18 @@ def create_app(
         service.describe(symbol)  # 404 for a symbol not served
         service.refresh(symbol, force=True)
         return service.describe(symbol)
+
+    @app.get("/v1/models/{symbol}/monitor")
+    def monitor_route(symbol: str, window: int = 90, model_type: str | None = None) -> dict:
+        """`atb monitor` on the candles the server holds; the figures also become Prometheus gauges."""
+        report = service.monitor(symbol, window, model_type)
+        version = report["version"]
+        monitor_status.labels(symbol, version).set(STATUSES.index(report["status"]))
+        drifted = [d for d in report["inputs"].values() if d["psi"] is not None and d["limit"] is not None and d["psi"] > d["limit"]]
+        drifted_share.labels(symbol, version).set(len(drifted) / max(len(report["inputs"]), 1))
+        for h, skill in report["skill"].items():
+            realised.labels(symbol, version, h).set(skill["rmse_ratio"] if skill["rmse_ratio"] is not None else float("nan"))
+        return report
 
     @app.get("/health")
     def health() -> dict:

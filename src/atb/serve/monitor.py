@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import urllib.request
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -163,3 +166,25 @@ def findings(report: dict, t: Thresholds) -> list[dict]:
     if health["gaps_in_window"]:
         out.append({"level": "warning", "what": f"{health['gaps_in_window']} gap(s), {health['missing_bars_in_window']} missing bar(s) in the window"})
     return out
+
+
+def send_alerts(report: dict, webhook: str | None = None, command: str | None = None, timeout: float = 10.0) -> list[str]:
+    """POST the report as JSON to `webhook` and run `command` with it on stdin (status in
+    ATB_MONITOR_STATUS); returns a line per delivery problem instead of raising."""
+    problems = []
+    body = json.dumps(report, default=str).encode()
+    if webhook:
+        request = urllib.request.Request(webhook, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+        except (OSError, ValueError) as exc:
+            problems.append(f"--alert-webhook {webhook}: {exc}")
+    if command:
+        try:
+            done = subprocess.run(command, shell=True, input=body, timeout=timeout * 6, env={**os.environ, "ATB_MONITOR_STATUS": report["status"]}, capture_output=True)
+            if done.returncode:
+                problems.append(f"--alert-command exited {done.returncode}: {done.stderr.decode(errors='replace').strip()[:200]}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            problems.append(f"--alert-command: {exc}")
+    return problems

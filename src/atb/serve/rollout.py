@@ -1,6 +1,7 @@
 """Champion/challenger: which arm answers a request.
 
-A rollout is stored in the registry beside the symbol's stages (`rollout.json`):
+A rollout is stored in the registry beside the symbol's stages (`rollout.json`,
+made by `registry.rollout_record`):
 `{"challenger": "SYMBOL/type/vNNNN", "mode": "shadow" | "canary", "share": 0.1}`.
 Shadow: the challenger is computed and logged, the champion answers. Canary: a
 stable share of request keys is answered by the challenger; the same key always
@@ -10,19 +11,8 @@ gets the same arm (a hash of symbol and key, not a random draw).
 from __future__ import annotations
 
 import hashlib
-import time
 
-MODES = ("shadow", "canary")
 CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def new_rollout(challenger_ref: str, mode: str, share: float) -> dict:
-    """A validated rollout record."""
-    if mode not in MODES:
-        raise ValueError(f"--mode {mode!r} is not one of {list(MODES)}")
-    if not 0.0 < share <= 1.0:
-        raise ValueError(f"--share {share} must be in (0, 1]")
-    return {"challenger": challenger_ref, "mode": mode, "share": float(share), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def key_fraction(symbol: str, key: str) -> float:

@@ -27,6 +27,7 @@ from atb.registry import ModelRegistry, RegistryError
 from atb.serve.ensemble import EnsemblePredictor
 from atb.serve.forecast_log import ForecastLog
 from atb.serve.loader import resolve_version
+from atb.serve.monitor import monitor
 from atb.serve.predictor import Predictor, onnx_runtime_predict
 from atb.serve.rollout import CHALLENGER, CHAMPION, answering_arm
 
@@ -164,6 +165,17 @@ class ForecastService:
             results.append({**forecast, "horizons": rows, "arm": arm, "request_id": f"{request_id}-{i}"})
         return results
 
+    def monitor(self, symbol: str, window: int = 90, model_type: str | None = None) -> dict:
+        """The monitoring report of the symbol's served version (or its `model_type` version) on the
+        candles the service holds, with NaN as null (JSON)."""
+        state = self._state(symbol)
+        candles = self._candles.get(symbol)
+        if candles is None:
+            raise ValueError(f"candles: the service holds no candles for {symbol}; send some with a forecast first")
+        ref = None if model_type else state.champion.name.split("/")[2]
+        kind = model_type or state.champion.name.split("/")[1]
+        return json_safe(monitor(self.registry, symbol, candles, window, kind, ref))
+
     def _forecast_at(self, served: Served, candles: Candles, origin_times: list | None) -> list[dict]:
         """The version's forecasts from these candles, computed once while the candles stay the same."""
         key = (served.name, id(candles), tuple(origin_times) if origin_times else None)
@@ -206,3 +218,14 @@ def candles_hash(candles: Candles) -> str:
     """SHA-256 of the candles a forecast was made from (the log's input hash)."""
     frame = candles.frame
     return hashlib.sha256(frame.index.asi8.tobytes() + frame.to_numpy(dtype=float).tobytes()).hexdigest()
+
+
+def json_safe(value):
+    """`value` with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from atb.cli import app
 from atb.data import load_candles
 from atb.evaluation.rollout import rollout_report
-from atb.registry import ModelRegistry
+from atb.registry import ModelRegistry, rollout_record
 from atb.serve.forecast_log import ForecastLog
-from atb.serve.rollout import answering_arm, key_fraction, new_rollout
+from atb.serve.rollout import answering_arm, key_fraction
 from atb.serve.service import ForecastService
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "registry_024bb27"
@@ -28,14 +28,14 @@ def registry(tmp_path, monkeypatch) -> Path:
 
 
 def test_the_arm_is_fixed_by_the_key_and_the_share():
-    rollout = new_rollout("BTCUSDT/lstm/v0001", "canary", 0.3)
+    rollout = rollout_record("BTCUSDT/lstm/v0001", "canary", 0.3)
     arms = [answering_arm(rollout, "BTCUSDT", f"k{i}") for i in range(5000)]
     assert arms == [answering_arm(rollout, "BTCUSDT", f"k{i}") for i in range(5000)]
     assert abs(arms.count("challenger") / 5000 - 0.3) < 0.03
-    assert answering_arm(new_rollout("BTCUSDT/lstm/v0001", "shadow", 1.0), "BTCUSDT", "k") == "champion"
+    assert answering_arm(rollout_record("BTCUSDT/lstm/v0001", "shadow", 1.0), "BTCUSDT", "k") == "champion"
     assert 0 <= key_fraction("BTCUSDT", "x") < 1
     with pytest.raises(ValueError, match="--share 0 must be in"):
-        new_rollout("BTCUSDT/lstm/v0001", "canary", 0)
+        rollout_record("BTCUSDT/lstm/v0001", "canary", 0)
 
 
 def test_rollout_start_stop_and_promote_from_the_cli(registry):
@@ -54,7 +54,7 @@ def test_rollout_start_stop_and_promote_from_the_cli(registry):
 
 def test_the_report_scores_both_arms_on_the_same_realised_requests(registry, tmp_path):
     log = ForecastLog(f"sqlite:///{tmp_path / 'log.db'}")
-    ModelRegistry(registry).write_rollout("BTCUSDT", new_rollout("BTCUSDT/lstm/v0001", "shadow", 1.0))
+    ModelRegistry(registry).write_rollout("BTCUSDT", rollout_record("BTCUSDT/lstm/v0001", "shadow", 1.0))
     service = ForecastService(registry, engine="torch", log=log)
     close = load_candles().frame["close"]
     origins = [t.isoformat() for t in close.index[-200:-31]]
