@@ -880,6 +880,8 @@ def monitor_command(
     for h, s in report["skill"].items():
         skill.add_row(h, _fmt(report["forecasts"][h]["psi"], 3), _fmt(s["rmse_ratio"], 3), _fmt(s["test_rmse_ratio"], 3), _fmt(s["worse_pvalue"], 3), str(s["n"]))
     console.print(skill)
+    for line in report["missing"]:
+        warn(console, f"missing: {line}")
     for finding in report["findings"]:
         style = "bold red" if finding["level"] == "alert" else "yellow"
         console.print(f"[{style}]{finding['level']}:[/] {escape(finding['what'])}")

@@ -103,6 +103,8 @@ def test_an_alert_reaches_the_webhook_and_the_command_and_retrains_a_challenger(
     server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     registry = ModelRegistry(root / "models")
+    registry.promote("BTCUSDT", "lightgbm", "v0001", "production")
+    stages_before = (root / "models" / "BTCUSDT" / "stages.json").read_text()
     before = registry.list_versions("BTCUSDT")
     common = ["monitor", "--model-type", "lightgbm", "--registry", str(root / "models"), "--data", "shifted.csv", "--window", "30"]
     dry = runner.invoke(app, [*common, "--retrain", "--dry-run", "-o", "dry"])
@@ -115,7 +117,8 @@ def test_an_alert_reaches_the_webhook_and_the_command_and_retrains_a_challenger(
     assert received and received[0]["status"] == "alert" and received[0]["version"] == "BTCUSDT/lightgbm/v0001"
     assert json.loads((tmp_path / "command.json").read_text())["status"] == "alert"
     assert "BTCUSDT/lightgbm/v0002 trained and registered as a shadow challenger" in result.output
-    assert registry.get("BTCUSDT", "lightgbm", "production").version == "v0001"  # pinned, never replaced
+    assert registry.get("BTCUSDT", "lightgbm", "production").version == "v0001"  # never replaced
+    assert json.loads((root / "models" / "BTCUSDT" / "stages.json").read_text())["production"] == json.loads(stages_before)["production"]
     assert registry.get("BTCUSDT", "lightgbm", "staging").version == "v0002"
     assert registry.read_rollout("BTCUSDT")["challenger"] == "BTCUSDT/lightgbm/v0002"
 

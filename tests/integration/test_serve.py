@@ -91,8 +91,11 @@ def test_bad_requests_get_a_4xx_naming_the_problem(server):
     assert server.request("GET", "/v1/models/DOGEUSDT")[0] == 404
     assert server.request("GET", "/health") == (200, {"status": "ok"})
     assert server.request("GET", "/ready")[0] == 200
-    status, body = server.request("GET", "/v1/models/BTCUSDT/monitor?model_type=lstm")
-    assert status == 422 and "has no monitor.json" in body["detail"]  # versions written before monitoring
+    status, body = server.request("GET", "/v1/models/BTCUSDT/monitor?model_type=lstm")  # a version older than monitoring
+    assert status == 200 and "monitor.json (the version predates monitoring)" in body["missing"][0] and body["inputs"] == {}
+    assert set(body["skill"]) == {"1", "7", "30"}
+    status, body = server.request("GET", "/v1/models/BTCUSDT/monitor")  # the served ensemble
+    assert status == 422 and "is an ensemble" in body["detail"]
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=10), lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)

@@ -72,22 +72,22 @@ def monitor(
     version = resolve_version(registry, symbol, model_type, ref)
     if version.metadata.get("kind") == "ensemble":
         raise ValueError(f"{version.ref} is an ensemble; monitor its bases (--model-type) for now")
-    reference_path = version.path / MONITOR_FILE
-    if not reference_path.is_file():
-        raise ValueError(f"{version.ref} has no {MONITOR_FILE} (written by versions trained after monitoring came); retrain it to monitor it")
-    reference = json.loads(reference_path.read_text())
+    reference, missing = stored_reference(version)
     predictor = Predictor.from_directory(version.path, name=version.ref)
     features = predictor.features(candles)
     if window < 2 or window > len(features):
         raise ValueError(f"--window {window} must be between 2 and the {len(features)} bars given")
     recent = features.iloc[-window:]
     inputs = {name: {**drift_against(ref_, recent[name].to_numpy()), "limit": limit(ref_, window, thresholds)} for name, ref_ in reference["inputs"].items()}
+    if not reference["inputs"]:
+        inputs = {}
     ends = np.arange(len(features) - window, len(features))
     ends = ends[ends >= predictor.transform.lookback - 1]
     forecasts = predictor.predict_windows(predictor.transform.windows_at(features, ends))
     predictions = {
         str(h): {**drift_against(reference["forecasts"][str(h)], forecasts[:, j]), "limit": limit(reference["forecasts"][str(h)], len(ends), thresholds)}
         for j, h in enumerate(predictor.horizons)
+        if str(h) in reference["forecasts"]
     }
     skill = realised_skill(candles, ends, forecasts, predictor.horizons, reference["errors"]["test"])
     report = {
@@ -95,11 +95,24 @@ def monitor(
         "span": [str(recent.index[0]), str(recent.index[-1])],
         "inputs": dict(sorted(inputs.items(), key=lambda kv: -kv[1]["psi"])),
         "forecasts": predictions, "skill": skill, "health": data_health(candles, window, now),
-        "thresholds": asdict(thresholds),
+        "thresholds": asdict(thresholds), "missing": missing,
     }
     report["findings"] = findings(report, thresholds)
     report["status"] = max((f["level"] for f in report["findings"]), key=STATUSES.index, default="ok")
     return report
+
+
+def stored_reference(version) -> tuple[dict, list[str]]:
+    """The version's monitor.json; for a version written before it, what its metadata holds
+    (the test errors) and the list of what is missing."""
+    path = version.path / MONITOR_FILE
+    if path.is_file():
+        return json.loads(path.read_text()), []
+    metrics = version.metadata.get("metrics", {}).get(version.model_type, {})
+    errors = {str(h): {"rmse_ratio": float(row["rmse_ratio"])} for h, row in metrics.items()}
+    return {"inputs": {}, "forecasts": {}, "errors": {"test": errors}}, [
+        f"{MONITOR_FILE} (the version predates monitoring): no input or forecast drift; realised skill and data health only"
+    ]
 
 
 def limit(reference: dict, window: int, thresholds: Thresholds) -> float:
