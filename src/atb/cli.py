@@ -52,6 +52,7 @@ NoSkillGateOpt = Annotated[
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue the interrupted fit of the same settings and data from its checkpoint (in output_dir/checkpoints).")
 ]
+VersionOpt = Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")]
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
 
 
@@ -570,7 +571,7 @@ def regimes(
 def predict(
     symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
     model_type: Annotated[Optional[str], typer.Option("--model-type", help="Use this type's production/latest version.")] = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")] = None,
+    version: VersionOpt = None,
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -830,7 +831,7 @@ def rollout_view(symbol: str, rows: list[dict]) -> Table:
 def monitor_command(
     symbol: Annotated[str, typer.Argument()] = "BTCUSDT",
     model_type: Annotated[Optional[str], typer.Option("--model-type", help="Monitor this type's production/latest version.")] = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")] = None,
+    version: VersionOpt = None,
     window: Annotated[int, typer.Option("--window", help="Recent bars compared with the version's references.")] = 90,
     thresholds: Annotated[Optional[Path], typer.Option("--thresholds", help="YAML file of threshold overrides.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for monitor.json and monitor.png.")] = None,

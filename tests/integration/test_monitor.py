@@ -124,7 +124,7 @@ def test_an_alert_reaches_the_webhook_and_the_command_and_retrains_a_challenger(
 
 
 def test_the_server_monitors_on_request_and_exports_gauges(sample_version):
-    from conftest import Server
+    from serving import Server
 
     from atb.serve.service import ForecastService
 

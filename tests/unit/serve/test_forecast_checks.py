@@ -2,13 +2,20 @@
 with a non-finite number is an error naming the version, never NaN."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from fixture_registry import copy_registry
 
 from atb.data import load_candles
 from atb.serve import ForecastError, load_version
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    return copy_registry(tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,19 @@
 """The one loader: single models and ensembles from the registry, every file verified first."""
 
 import shutil
+from pathlib import Path
 
 import pytest
+from fixture_registry import copy_registry
 
 from atb.registry import RegistryError
 from atb.serve import Predictor, load_version
 from atb.serve.ensemble import EnsemblePredictor
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    return copy_registry(tmp_path)
 
 
 def test_dispatches_on_the_kind_of_version(registry):

@@ -3,13 +3,9 @@
 import shutil
 from pathlib import Path
 
-import pytest
-
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "registry_024bb27"
 
 
-@pytest.fixture
-def registry(tmp_path) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(FIXTURE, root)
-    return root
+def copy_registry(folder: Path) -> Path:
+    shutil.copytree(FIXTURE, folder / "models")
+    return folder / "models"
