@@ -4,6 +4,12 @@ Every function maps series indexed by bar to a series on the same index whose
 value at bar t depends only on bars <= t: pandas rolling windows end at t,
 EWMs use ``adjust=False`` (a recursion over the past), shifts are positive.
 Values stay NaN until a window is full, so the warm-up is visible.
+
+Flat and constant stretches (no trade, a filled gap, a pegged price) give
+finite values by documented convention, never NaN: `safe_divide`'s fill where a
+denominator is 0, e.g. 0.5 for a position inside an empty range, 0 for the
+z-score or correlation of a flat window, 50 for RSI without moves
+(`tests/unit/features/test_flat_stretches.py`).
 """
 
 from __future__ import annotations
