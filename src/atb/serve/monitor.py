@@ -27,7 +27,7 @@ import yaml
 
 from atb.data import Candles
 from atb.evaluation.drift import drift_against, null_limit
-from atb.evaluation.metrics import diebold_mariano
+from atb.evaluation.skill import one_sided_pvalue
 from atb.layout import MONITOR_FILE
 from atb.registry import ModelRegistry
 from atb.serve.loader import resolve_version
@@ -134,8 +134,7 @@ def realised_skill(candles: Candles, ends: np.ndarray, forecasts: np.ndarray, ho
         origin, target = close[ends[known]], close[ends[known] + h]
         model_error = origin * np.exp(forecasts[known, j]) - target
         naive_error = origin - target
-        statistic, pvalue = diebold_mariano(model_error, naive_error, h)
-        worse = pvalue / 2 if statistic > 0 else 1 - pvalue / 2 if not math.isnan(pvalue) else math.nan
+        worse = one_sided_pvalue(naive_error, model_error, h)  # p of "naive's errors are smaller"
         out[str(h)] = {
             "n": int(known.sum()),
             "rmse_ratio": float(np.sqrt(np.mean(model_error**2) / np.mean(naive_error**2))),
