@@ -73,6 +73,7 @@ class ForecastService:
         self._explicit: dict[str, Served] = {}
         self._computed: dict[tuple, tuple[Candles, list[dict]]] = {}  # (version, id of candles, origins) -> (those candles, forecasts)
         self._load_lock = threading.Lock()
+        self._compute_locks = {symbol: threading.Lock() for symbol in self.symbols}
         for symbol in self.symbols:
             self.refresh(symbol)
             path = (data or {}).get(symbol)
@@ -154,7 +155,8 @@ class ForecastService:
             answers = [(CHAMPION, arm == CHAMPION, state.champion)]
             if state.challenger is not None:
                 answers.append((CHALLENGER, arm == CHALLENGER, state.challenger))
-        computed = [(arm, returned, self._forecast_at(served, candles, origin_times)) for arm, returned, served in answers]
+        with self._compute_locks[symbol]:
+            computed = [(arm, returned, self._forecast_at(served, candles, origin_times)) for arm, returned, served in answers]
         results = []
         for i in range(len(computed[0][2])):
             per_arm = [(arm, returned, forecasts[i]) for arm, returned, forecasts in computed]
@@ -177,7 +179,9 @@ class ForecastService:
         return json_safe(monitor(self.registry, symbol, candles, window, kind, ref))
 
     def _forecast_at(self, served: Served, candles: Candles, origin_times: list | None) -> list[dict]:
-        """The version's forecasts from these candles, computed once while the candles stay the same."""
+        """The version's forecasts from these candles, computed once while the candles stay the same.
+        Called under the symbol's compute lock: pandas is not safe for concurrent first reads of
+        one frame (its index caches), and concurrent requests then wait for one computation."""
         key = (served.name, id(candles), tuple(origin_times) if origin_times else None)
         if key not in self._computed or self._computed[key][0] is not candles:
             if len(self._computed) > CACHED_FORECASTS:
