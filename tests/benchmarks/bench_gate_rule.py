@@ -8,9 +8,10 @@ its validation targets under each rule, then scores `a_h * m_h` on its inner tes
 block against the naive forecast (the model weight is 0 here, as it is wherever
 no model shows significant skill):
 
-- least_squares: `a_h` the least-squares mix of naive and drift (the default now);
+- least_squares: `a_h` the least-squares mix of naive and drift;
 - significant:   that `a_h`, kept only where the mix beats naive on validation by a
-                 one-sided Diebold-Mariano test at p < 0.05, else 0 (naive);
+                 one-sided Diebold-Mariano test at p < 0.05, else 0 (naive): the
+                 gate's rule (`atb.evaluation.skill.fit_baseline_gate`);
 - drift, naive:  `a_h` = 1 or 0 always, for reference.
 
     .venv/bin/python tests/benchmarks/bench_gate_rule.py ../shared/data/*_1d.csv
@@ -27,7 +28,7 @@ import numpy as np
 from atb.config import DatasetSpec, DataSpec
 from atb.data import load_candles
 from atb.dataset import forecast_origins, idle_stretches, split_origins
-from atb.evaluation.skill import SIGNIFICANCE, one_sided_pvalue
+from atb.evaluation.skill import fit_baseline_gate
 from atb.features import feature_matrix
 from atb.folds import walk_forward_folds
 from atb.models.gate import SkillGate
@@ -40,11 +41,9 @@ def drift_weight(rule: str, y_val: np.ndarray, drift: np.ndarray, horizons: tupl
         return np.ones_like(drift)
     if rule == "naive":
         return np.zeros_like(drift)
-    weight = SkillGate.baseline_only(y_val, drift).drift_weight
     if rule == "significant":
-        keep = [one_sided_pvalue(y_val[:, j] - weight[j] * drift[j], y_val[:, j], h) < SIGNIFICANCE for j, h in enumerate(horizons)]
-        weight = np.where(keep, weight, 0.0)
-    return weight
+        return fit_baseline_gate(y_val, drift, horizons).drift_weight
+    return SkillGate.baseline_only(y_val, drift).drift_weight
 
 
 def series_ratios(path: Path, spec: DatasetSpec, n_folds: int) -> dict[str, list[list[float]]]:

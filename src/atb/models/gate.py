@@ -9,8 +9,8 @@ with `f` the model's forecast, `m_h` the training part's mean h-bar log return
 validation predictions only. `k_h = 1, a_h = 1` serves the model unchanged;
 `k_h = 0` serves `a_h * m_h`: drift (`a_h = 1`), the naive no-change forecast
 (`a_h = 0`) or between, whichever validation supports. Whether a horizon keeps
-its model weight is decided by a significance test on validation
-(`atb.evaluation.skill`); without validated skill the model's weight is 0.
+its model weight, and its drift weight, is decided by significance tests on
+validation (`atb.evaluation.skill`): without validated skill a weight is 0.
 
 `GatedModel` puts a gate in front of a fitted model: its forecasts, MC-dropout
 samples and exported network are gated, everything else is the model's own.

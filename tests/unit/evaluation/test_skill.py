@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from atb.evaluation.skill import SIGNIFICANCE, fit_skill_gate
+from atb.evaluation.skill import SIGNIFICANCE, fit_baseline_gate, fit_skill_gate
 from atb.models.gate import SkillGate
 
 RNG = np.random.default_rng(0)
@@ -21,7 +21,7 @@ def test_a_forecast_with_real_skill_keeps_its_weight_and_noise_falls_back_to_the
     least_squares = SkillGate.fit(forecasts, y, DRIFT)
     assert gate.model_weight[0] == least_squares.model_weight[0] > 0.5
     assert gate.model_weight[1] == 0.0
-    assert gate.drift_weight[1] == SkillGate.baseline_only(y, DRIFT).drift_weight[1]
+    assert gate.drift_weight[1] == fit_baseline_gate(y, DRIFT, (1, 7)).drift_weight[1]
 
 
 def test_the_baseline_mix_is_naive_when_the_validation_part_fell():
@@ -30,3 +30,17 @@ def test_the_baseline_mix_is_naive_when_the_validation_part_fell():
     np.testing.assert_array_equal(gate.model_weight, 0.0)
     np.testing.assert_array_equal(gate.drift_weight, 0.0)  # naive
     assert SkillGate.from_dict(gate.to_dict()).evidence == gate.evidence
+
+
+def test_the_drift_weight_is_kept_only_where_the_mix_beats_naive_significantly():
+    rng = np.random.default_rng(1)
+    steady = DRIFT + rng.normal(0.0, 0.002, size=(N, 2))  # validation rose as the training part did: drift is clearly better
+    gate = fit_baseline_gate(steady, DRIFT, (1, 7))
+    assert gate.evidence["drift_kept"] == [True, True]
+    np.testing.assert_array_equal(gate.drift_weight, SkillGate.baseline_only(steady, DRIFT).drift_weight)
+    noise = rng.normal(0.0, 0.3, size=(N, 2))
+    noisy = DRIFT + noise - noise.mean(axis=0)  # the same mean as drift, lost in noise: not significant
+    gate = fit_baseline_gate(noisy, DRIFT, (1, 7))
+    np.testing.assert_allclose(SkillGate.baseline_only(noisy, DRIFT).drift_weight, 1.0)
+    assert gate.evidence["drift_kept"] == [False, False] and min(gate.evidence["drift_pvalue"]) >= SIGNIFICANCE
+    np.testing.assert_array_equal(gate.drift_weight, 0.0)
