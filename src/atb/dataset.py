@@ -69,6 +69,11 @@ class Split(Windows):
     origin_close: np.ndarray
     future_close: np.ndarray
 
+    @classmethod
+    def concatenate(cls, *parts: Split) -> Split:
+        """The parts' origins one after another (e.g. training then validation)."""
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "y", "origin_time", "origin_close", "future_close")})
+
     def subset(self, index: np.ndarray | slice) -> Split:
         return Split(
             X=self.X[index],
