@@ -52,6 +52,16 @@ NoSkillGateOpt = Annotated[
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue the interrupted fit of the same settings and data from its checkpoint (in output_dir/checkpoints).")
 ]
+TuneObjectiveOpt = Annotated[
+    Optional[str],
+    typer.Option("--tune-objective", help="val_loss (default), rmse_ratio, direction_accuracy, sharpe, max_drawdown, win_rate; comma-separated for a multi-objective study."),
+]
+TuneSamplerOpt = Annotated[Optional[str], typer.Option("--tune-sampler", help="tpe (default), random, grid, cmaes, gp, nsga2 or nsga3.")]
+TuneCvOpt = Annotated[
+    Optional[int], typer.Option("--tune-cv", help="Score trials on K purged walk-forward folds of the training and validation parts (0: the validation part).")
+]
+MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help="Constraint: trials whose validation backtest falls more than this (e.g. 0.3) are infeasible.")]
+MinWinRateOpt = Annotated[Optional[float], typer.Option("--min-win-rate", help="Constraint: trials whose validation backtest wins less often than this are infeasible.")]
 VersionOpt = Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")]
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
 
@@ -412,8 +422,13 @@ def train_production_command(
     tune: Annotated[bool, typer.Option("--tune", help="Optuna search per base model before training.")] = False,
     tune_trials: Annotated[Optional[int], typer.Option("--tune-trials")] = None,
     tune_timeout: Annotated[Optional[float], typer.Option("--tune-timeout", help="Seconds per study.")] = None,
-    tune_models: Annotated[Optional[str], typer.Option("--tune-models", help="Which base types to tune.")] = None,
+    tune_models: Annotated[Optional[str], typer.Option("--tune-models", help="Which base types to tune (default: every base model).")] = None,
     tune_storage: Annotated[Optional[str], typer.Option("--tune-storage", help="SQLAlchemy URL of the Optuna storage.")] = None,
+    tune_objective: TuneObjectiveOpt = None,
+    tune_sampler: TuneSamplerOpt = None,
+    tune_cv: TuneCvOpt = None,
+    max_drawdown: MaxDrawdownOpt = None,
+    min_win_rate: MinWinRateOpt = None,
     walk_forward: Annotated[bool, typer.Option("--walk-forward", help="Also run walk-forward validation per base model.")] = False,
     wf_splits: Annotated[Optional[int], typer.Option("--wf-splits")] = None,
     no_uncertainty: Annotated[bool, typer.Option("--no-uncertainty", help="No MC-dropout intervals.")] = False,
@@ -451,6 +466,11 @@ def train_production_command(
             tune_timeout=tune_timeout,
             tune_models=tune_models,
             tune_storage=tune_storage,
+            tune_objectives=tune_objective,
+            tune_sampler=tune_sampler,
+            tune_cv=tune_cv,
+            tune_max_drawdown=max_drawdown,
+            tune_min_win_rate=min_win_rate,
             walk_forward=walk_forward or None,
             wf_splits=wf_splits,
             uncertainty=False if no_uncertainty else None,

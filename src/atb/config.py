@@ -186,11 +186,17 @@ class TuningSpec:
     tune: bool = False
     tune_trials: int = 20
     tune_timeout: float = 3600.0
-    tune_models: tuple[str, ...] = ("lstm", "transformer", "lightgbm")
+    tune_models: tuple[str, ...] = ()  # empty: every base model that is trained
     tune_storage: str | None = None
+    tune_objectives: tuple[str, ...] = ("val_loss",)  # several: a multi-objective study
+    tune_sampler: str = "tpe"
+    tune_cv: int = 0  # 0: score on the validation part; K >= 2: K purged walk-forward folds of training + validation
+    tune_max_drawdown: float | None = None  # constraint on the validation backtest, e.g. 0.3
+    tune_min_win_rate: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tune_models", _names(self.tune_models))
+        object.__setattr__(self, "tune_objectives", _names(self.tune_objectives))
         _require(self.tune_trials >= 1, f"tune_trials: {self.tune_trials} must be >= 1")
         _require(self.tune_timeout > 0, f"tune_timeout: {self.tune_timeout} must be > 0")
 

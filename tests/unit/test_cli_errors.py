@@ -116,3 +116,16 @@ def test_brackets_in_a_message_are_shown_not_swallowed_as_markup(tmp_path):
 )
 def test_other_commands_refuse_up_front(args, expected):
     one_line_error(args, expected)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--tune-models", "lstm"], "tune_models: ['lstm'] are not base models of this run ['enhanced_lstm', 'transformer', 'lightgbm']"),
+    (["--tune-sampler", "annealing"], "tuning: sampler 'annealing' is not one of"),
+    (["--tune-objective", "sharpe,profit"], "tuning: objectives ['sharpe', 'profit']: each must be one of"),
+    (["--tune-objective", "sharpe,win_rate", "--tune-sampler", "cmaes"], "the cmaes sampler optimises one objective"),
+    (["--max-drawdown", "30"], "tuning: max_drawdown: 30.0 must be in (0, 1]"),
+    (["--tune-cv", "1"], "tuning: cv_folds: 1 must be 0 (the validation part) or >= 2"),
+])
+def test_tuning_settings_are_refused_before_any_work(flags, expected, tmp_path):
+    one_line_error(["train", "production", "--tune", "--no-mlflow", *flags], expected)
+    assert not (tmp_path / "training_output").exists() and no_version_written(tmp_path)

@@ -303,6 +303,46 @@ def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_tuning(result: Mapping, path: str | Path) -> Path:
+    """A study (TuningResult.to_dict()): every trial's first objective in order with the best so far,
+    the hyperparameter importances, and the Pareto front of the first two objectives
+    (multi-objective) or the first objective against the trial's most important parameter."""
+    objectives, directions = list(result["objectives"]), list(result["directions"])
+    complete = [t for t in result["trials"] if t["values"]]
+    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    history, importance, front = fig.subplots(1, 3)
+    numbers = np.array([t["number"] for t in complete])
+    first = np.array([t["values"][0] for t in complete], dtype=float)
+    feasible = np.array([t["feasible"] for t in complete], dtype=bool)
+    if len(first):
+        history.scatter(numbers[feasible], first[feasible], s=18, label="trial")
+        history.scatter(numbers[~feasible], first[~feasible], s=18, marker="x", color="grey", label="infeasible")
+        best = np.minimum.accumulate(first) if directions[0] == "minimize" else np.maximum.accumulate(first)
+        history.step(numbers, best, where="post", color="tab:red", label="best so far")
+    history.set(title=f"{result['model_type']}: {result['n_trials']} trials ({result['sampler']})", xlabel="trial", ylabel=objectives[0])
+    history.legend()
+    history.grid(alpha=0.3)
+    names = list(result["importances"])[::-1]
+    importance.barh(names, [result["importances"][n] for n in names])
+    importance.set(title=f"Parameter importance for {objectives[0]}", xlabel="importance (normalised)")
+    if not names:
+        importance.text(0.5, 0.5, "fewer than two complete trials\nor no parameter varied", ha="center", va="center", transform=importance.transAxes)
+    if len(objectives) > 1:
+        values = np.array([t["values"][:2] for t in complete], dtype=float).reshape(-1, 2)
+        pareto = np.array(sorted(m["values"][:2] for m in result["pareto"]), dtype=float).reshape(-1, 2)
+        front.scatter(values[:, 0], values[:, 1], s=18, color="grey", label="trial")
+        front.plot(pareto[:, 0], pareto[:, 1], "o-", color="tab:red", label="Pareto front")
+        front.set(title="Pareto front", xlabel=f"{objectives[0]} ({directions[0]})", ylabel=f"{objectives[1]} ({directions[1]})")
+        front.legend()
+    elif names:
+        top = names[-1]
+        x = [t["params"].get(top) for t in complete]
+        front.scatter([str(v) if isinstance(v, str) else v for v in x], first, s=18)
+        front.set(title=f"{objectives[0]} by {top}", xlabel=top, ylabel=objectives[0])
+    front.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _draw_loss_curves(ax: Axes, history: Sequence[Mapping]) -> None:
     epochs = _history_values(history, "epoch")
     val_loss = _history_values(history, "val_loss")

@@ -86,7 +86,7 @@ class LightGBMModel(ForecastModel):
         params = _booster_params(hp, settings.seed, self.n_jobs_)
         y_train, y_val = _label_columns(train.y), _label_columns(val.y)
         train_set = lgb.Dataset(flatten(train.X), y_train[0], params=params, free_raw_data=False).construct()
-        val_set = lgb.Dataset(flatten(val.X), y_val[0], reference=train_set, free_raw_data=False).construct()
+        val_set = lgb.Dataset(flatten(val.X), y_val[0], reference=train_set, params=params, free_raw_data=False).construct()
         started = time.perf_counter()
         self.boosters_, self.best_iterations_, curves = [], [], []
         for j, horizon in enumerate(self.horizons):

@@ -16,21 +16,24 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from atb.config import TrainingConfig
+from atb.config import ConfigError, TrainingConfig
 from atb.dataset import Dataset
 from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.diagnostics import write_ensemble_plots
+from atb.evaluation.plots import plot_tuning
 from atb.evaluation.protocol import backtest, score, skill_warnings
 from atb.evaluation.report import ProductionReport
 from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
+from atb.models.factory import tunable_models
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
 from atb.workflows.train_model import TrainingResult, train_model
+from atb.workflows.tuning import TuningResult, search_of, tune_model
 from atb.workflows.walk_forward import run_walk_forward
 
 logger = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ def train_production(
     configs = [config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path)) for symbol in symbols]
     for cfg in configs:
         check_run(cfg, cfg.production.base_models)
+        if cfg.tuning.tune:
+            check_tuning(cfg)
         if cfg.production.ensemble:
             check_writable(cfg.output.registry_dir / cfg.data.symbol / ENSEMBLE_TYPE, "registry (--registry)")
     results = []
@@ -96,10 +101,13 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     bases: dict[str, TrainingResult] = {}
     for name in production.base_models:
         base_cfg = config.replace(model_type=name, seeds=production.base_seeds)
-        if config.tuning.tune and name in config.tuning.tune_models:
-            base_cfg = tuned_config(base_cfg, dataset, on_event)
+        if config.tuning.tune and name in tuned_models(config):
+            base_cfg, tuning = tuned_config(base_cfg, dataset, on_event)
             report.tuning = report.tuning or {}
-            report.tuning[name] = {"overrides": base_cfg.model.overrides, "learning_rate": base_cfg.fit.learning_rate}
+            out_dir.mkdir(parents=True, exist_ok=True)
+            plot = plot_tuning(tuning.to_dict(), out_dir / f"tuning_{name}.png")
+            report.tuning[name] = {"overrides": base_cfg.model.overrides, "learning_rate": base_cfg.fit.learning_rate,
+                                   "plot": plot.name, **tuning.to_dict()}
         on_event("stage", {"name": "fit", "label": f"{symbol}: {name}"})
         result = train_model(base_cfg, on_event=on_event, prepared=prepared)
         bases[name] = result
@@ -177,10 +185,25 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     return SymbolResult(symbol, out_dir, version, metrics, report.validation)
 
 
-def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandler) -> TrainingConfig:
-    """The config with the best overrides an Optuna study found on the validation part."""
-    from atb.workflows.tuning import tune_model
+def tuned_models(config: TrainingConfig) -> tuple[str, ...]:
+    """The base models `--tune` tunes: those named by `tune_models`, else every base model."""
+    return config.tuning.tune_models or config.production.base_models
 
+
+def check_tuning(config: TrainingConfig) -> None:
+    """Tuning settings, and that every model to tune is a tunable base model, before any work."""
+    search_of(config.tuning)
+    bases = config.production.base_models
+    strangers = [name for name in tuned_models(config) if name not in bases]
+    if strangers:
+        raise ConfigError(f"tune_models: {strangers} are not base models of this run {list(bases)}; tune a base model or add it with --base-models")
+    untunable = [name for name in tuned_models(config) if name not in tunable_models()]
+    if untunable:
+        raise ConfigError(f"tune_models: {untunable} have no search space; tunable types: {tunable_models()}")
+
+
+def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandler) -> tuple[TrainingConfig, TuningResult]:
+    """The config with the best overrides an Optuna study found without the test part, and the study's result."""
     symbol, model_type, tuning = config.data.symbol, config.model.model_type, config.tuning
     on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
     result = tune_model(
@@ -193,9 +216,11 @@ def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandle
         study_name=f"atb-{symbol}-{model_type}",
         seed=config.fit.seed,
         variant=config.model.variant,
+        search=search_of(tuning),
         directory=config.output.output_dir.resolve(),
     )
-    return config.replace(overrides={**config.model.overrides, **result.best_params}, **result.best_fit_settings)
+    tuned = config.replace(overrides={**config.model.overrides, **result.best_params}, **result.best_fit_settings)
+    return tuned, result
 
 
 def _write_output(out_dir: Path, report: ProductionReport, plots_dir: Path | None) -> None:
@@ -210,6 +235,7 @@ def _write_output(out_dir: Path, report: ProductionReport, plots_dir: Path | Non
 def _log_to_mlflow(config: TrainingConfig, report: ProductionReport, out_dir: Path) -> None:
     with symbol_tracker(config, f"{config.data.symbol}-production-{out_dir.name}") as tracker:
         tracker.log_params(config.to_dict())
-        tracker.log_metrics({"test": report.metrics, "validation": report.validation, "uncertainty": report.uncertainty})
+        tracker.log_metrics({"test": report.metrics, "validation": report.validation, "uncertainty": report.uncertainty,
+                             "tuning": {name: study["best_scores"] for name, study in (report.tuning or {}).items()}})
         tracker.log_artifacts(out_dir)
         tracker.set_tags({"kind": "production", "ensemble_version": report.ensemble_version or ""})

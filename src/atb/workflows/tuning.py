@@ -43,6 +43,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from atb.config import ConfigError, TuningSpec
 from atb.dataset import Dataset, Split
 from atb.evaluation import objectives
 from atb.evaluation.objectives import Constraints
@@ -87,6 +88,21 @@ class Search:
     def scored(self) -> tuple[str, ...]:
         """The objectives and whatever the constraints need."""
         return tuple(dict.fromkeys(self.objectives + self.constraints.names))
+
+
+def search_of(tuning: TuningSpec) -> Search:
+    """The Search a config's tuning section asks for; a bad setting is a ConfigError naming it."""
+    try:
+        search = Search(
+            objectives=tuning.tune_objectives,
+            sampler=tuning.tune_sampler,
+            cv_folds=tuning.tune_cv,
+            constraints=Constraints(max_drawdown=tuning.tune_max_drawdown, min_win_rate=tuning.tune_min_win_rate),
+        )
+        objectives.check_objectives(search.scored, (1,))
+    except ValueError as exc:
+        raise ConfigError(f"tuning: {exc}") from None
+    return search
 
 
 # ------------------------------------------------------------------ search spaces
