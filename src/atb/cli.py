@@ -697,6 +697,44 @@ def models_compare(symbol: str, registry: RegistryOpt = None) -> None:
     console.print(table)
 
 
+@models_app.command("predictions")
+def models_predictions(
+    symbol: str,
+    model_type: Annotated[Optional[str], typer.Argument(help="Default: the production version, else the latest.")] = None,
+    ref: Annotated[str, typer.Argument(help="latest, a stage, or a version id.")] = "latest",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="A .csv or .parquet file (default: SYMBOL-TYPE-VERSION-predictions.csv).")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Export a version's per-origin validation and test forecasts, realised prices and baselines."""
+    from atb.evaluation.predictions import read_predictions, rmse_ratio_table, write_predictions
+    from atb.io import atomic_write_text
+    from atb.layout import PREDICTIONS_FILE
+    from atb.workflows.preflight import check_writable
+
+    def action():
+        store = open_registry(registry)
+        version = store.get(symbol, model_type, ref) if model_type else store.resolve_for_serving(symbol)
+        frame = read_predictions(version.path / PREDICTIONS_FILE)
+        path = output or Path(f"{version.symbol}-{version.model_type}-{version.version}-predictions.csv")
+        if path.suffix not in (".csv", ".parquet"):
+            raise ConfigError(f"--output {path}: give a .csv or .parquet file")
+        check_writable(path.parent if str(path.parent) else Path("."), "--output")
+        if path.suffix == ".csv":
+            atomic_write_text(path, frame.to_csv(index=False))
+        else:
+            write_predictions(frame, path)
+        return version, frame, path, rmse_ratio_table(frame)
+
+    version, frame, path, ratios = run_guarded(action)
+    table = Table(title=f"{version.ref}: RMSE/naive from the saved forecasts (below 1 beats naive)")
+    for column in ("part", "h", "served", "raw", "drift"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for (part, h), row in ratios.iterrows():
+        table.add_row(part, str(h), _fmt(row["forecast"], 3), _fmt(row["raw"], 3), _fmt(row["drift"], 3))
+    console.print(table)
+    console.print(f"{len(frame)} rows ({frame['origin_time'].nunique()} origins x {frame['horizon'].nunique()} horizons) written to {path}")
+
+
 @models_app.command("promote")
 def models_promote(
     symbol: str, model_type: str, version: str, stage: Annotated[str, typer.Argument(help="dev, staging or production.")] = "production", registry: RegistryOpt = None

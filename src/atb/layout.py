@@ -7,6 +7,7 @@
     {version}/gate.json          the skill gate of a single model (absent: served ungated)
     {version}/ensemble.json      an ensemble's bases and combination (ensembles only)
     {version}/monitor.json       what monitoring compares against (input, forecast and error references)
+    {version}/predictions.parquet  per-origin validation and test forecasts, realised prices and baselines
     {version}/training_report.json
     {version}/plots/*.png
     {version}/metadata.json      written by the registry: metadata and SHA-256 manifest
@@ -19,5 +20,6 @@ GATE_FILE = "gate.json"
 ENSEMBLE_FILE = "ensemble.json"
 REPORT_FILE = "training_report.json"
 MONITOR_FILE = "monitor.json"
+PREDICTIONS_FILE = "predictions.parquet"
 PLOTS_DIR = "plots"
 METADATA_FILE = "metadata.json"

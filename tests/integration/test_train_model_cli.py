@@ -140,3 +140,36 @@ def test_onnx_engine_gives_the_same_forecast(trained):
     assert fast.exit_code == 0, fast.output
     rows = json.loads(fast.stdout)["horizons"]
     assert [r["forecast"] for r in rows] == pytest.approx([r["forecast"] for r in forecast["horizons"]], rel=1e-6)
+
+
+def test_saved_predictions_reproduce_the_report_and_export(trained):
+    import pandas as pd
+
+    from atb.data import load_candles
+    from atb.evaluation.predictions import read_predictions, rescore
+
+    root, version, _, _ = trained
+    report = json.loads((version / "training_report.json").read_text())
+    frame = read_predictions(version / "predictions.parquet")
+    closes = load_candles().frame["close"]
+    first, last = (closes.index.get_loc(pd.Timestamp(report["data"]["splits"]["train"][k])) for k in ("first", "last"))
+    training_close = closes.iloc[first - report["config"]["lookback"] + 1 : last + 1].to_numpy()
+    for part, metrics in (("test", report["metrics"]), ("validation", report["validation"])):
+        rescored = rescore(frame, part, training_close)
+        for column, name in (("forecast", "lstm"), ("raw", "lstm_raw"), ("naive", "naive"), ("drift", "drift")):
+            for h in HORIZONS:
+                saved = {k: v for k, v in metrics[name][str(h)].items() if k != "rmse_vs_drift"}
+                again = rescored[column][h]
+                assert set(again) == set(saved), (part, name, h)
+                for key, value in saved.items():  # exactly: same numbers, same arithmetic (NaN where undefined in both)
+                    assert again[key] == value or (math.isnan(value) and math.isnan(again[key])), (part, name, h, key)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        exported = runner.invoke(app, ["models", "predictions", "BTCUSDT", "lstm", "-o", "lstm.csv"])
+        assert exported.exit_code == 0, exported.output
+        csv = pd.read_csv(root / "lstm.csv")
+        origins = report["data"]["splits"]["val"]["origins"] + report["data"]["splits"]["test"]["origins"]
+        assert len(csv) == len(frame) == 3 * origins
+        assert f"{origins} origins x 3 horizons) written to lstm.csv" in exported.output
+        missing = runner.invoke(app, ["models", "predictions", "BTCUSDT", "lstm", "-o", "lstm.txt"])
+        assert missing.exit_code == 1 and "give a .csv or .parquet file" in missing.output

@@ -21,11 +21,12 @@ from atb.dataset import Dataset
 from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.diagnostics import write_ensemble_plots
 from atb.evaluation.plots import plot_tuning
+from atb.evaluation.predictions import prediction_frame, write_predictions
 from atb.evaluation.protocol import backtest, score, skill_warnings
 from atb.evaluation.report import ProductionReport
 from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
-from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, REPORT_FILE
+from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, PREDICTIONS_FILE, REPORT_FILE
 from atb.models.factory import tunable_models
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
@@ -161,8 +162,16 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
         )
         report.timings["total_s"] = time.perf_counter() - started
 
+        parts = {"validation": fitted.validation_predictions, "test": fitted.test_predictions}
+        predictions = prediction_frame(
+            dataset,
+            {part: values[SERVED_METHOD] for part, values in parts.items()},
+            {part: values.get(f"{SERVED_METHOD}_raw", values[SERVED_METHOD]) for part, values in parts.items()},
+        )
+
         def populate(directory: Path) -> None:
             fitted.spec.save(directory / ENSEMBLE_FILE)
+            write_predictions(predictions, directory / PREDICTIONS_FILE)
             shutil.copytree(plots_dir, directory / PLOTS_DIR)
             atomic_write_json(directory / REPORT_FILE, report.to_dict())
 

@@ -20,6 +20,7 @@ from atb.dataset import Dataset
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
 from atb.evaluation.monitoring import monitoring_reference
+from atb.evaluation.predictions import prediction_frame, write_predictions
 from atb.evaluation.protocol import backtest, evaluate_models, score, skill_warnings
 from atb.evaluation.report import (
     DataSummary,
@@ -32,7 +33,7 @@ from atb.evaluation.report import (
 )
 from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
-from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, MONITOR_FILE, PLOTS_DIR, REPORT_FILE, TRANSFORM_FILE
+from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, MONITOR_FILE, PLOTS_DIR, PREDICTIONS_FILE, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model, model_class
 from atb.models.base import BASELINE_FAMILY
 from atb.models.gate import GatedModel, SkillGate
@@ -174,6 +175,7 @@ def train_model(
         on_event("stage", {"name": "save"})
         served_val = gate.apply(raw_val) if gate else raw_val
         reference = monitoring_reference(dataset, prepared.features, served_val, spec.model_type, metrics, validation)
+        predictions = prediction_frame(dataset, {"validation": served_val, "test": test_prediction}, {"validation": raw_val, "test": raw_test})
 
         def populate(directory: Path) -> None:
             model.save(directory / MODEL_DIR)
@@ -184,6 +186,7 @@ def train_model(
             shutil.copytree(plots_dir, directory / PLOTS_DIR)
             atomic_write_json(directory / REPORT_FILE, report.to_dict())
             atomic_write_json(directory / MONITOR_FILE, reference)
+            write_predictions(predictions, directory / PREDICTIONS_FILE)
 
         version = registry.create_version(
             symbol,
