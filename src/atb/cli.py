@@ -676,24 +676,33 @@ def models_show(
 
 
 @models_app.command("compare")
-def models_compare(symbol: str, registry: RegistryOpt = None) -> None:
-    """Compare every version of a symbol: its own model's test and validation RMSE/naive per horizon."""
+def models_compare(
+    symbol: str,
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Every stored metric of every version, as JSON.")] = False,
+) -> None:
+    """Compare every version of a symbol: test RMSE/naive and DM p-value per horizon, validation RMSE/naive, fit time."""
     rows = run_guarded(lambda: open_registry(registry).compare(symbol))
     if not rows:
         fail(f"no versions for {symbol}")
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
     horizons = sorted({int(key.split(".")[1][1:]) for row in rows for key in row if key.count(".") == 2 and key.endswith(".rmse_ratio")})
-    table = Table(title=f"{symbol}: versions compared (RMSE/naive of the served forecast; below 1 beats naive)")
-    for column in ("type", "version", "stage", "created"):
-        table.add_column(column)
+    table = Table(title=f"{symbol}: versions compared (RMSE/naive of the served forecast, below 1 beats naive; DM p vs naive)")
+    for column in ("model", "variant", "version", "stage", "fit s"):
+        table.add_column(column, justify="right" if column == "fit s" else "left")
     for h in horizons:
-        table.add_column(f"h={h} test", justify="right")
-        table.add_column(f"h={h} val", justify="right")
+        for column in (f"h={h}", "p", "val"):
+            table.add_column(column, justify="right")
     for row in rows:
         name = "ensemble_stacking" if row["model_type"] == "ensemble" else row["model_type"]
         cells = []
         for h in horizons:
-            cells += [_fmt(row.get(f"{name}.h{h}.rmse_ratio"), 3), _fmt(row.get(f"val.{name}.h{h}.rmse_ratio"), 3)]
-        table.add_row(row["model_type"], row["version"], row["stage"] or "", str(row["created_at"])[:19], *cells)
+            cells += [_fmt(row.get(f"{name}.h{h}.rmse_ratio", math.nan), 3), _fmt(row.get(f"{name}.h{h}.dm_pvalue", math.nan), 2),
+                      _fmt(row.get(f"val.{name}.h{h}.rmse_ratio", math.nan), 3)]
+        fit = row["fit_seconds"]
+        table.add_row(row["model_type"], row["variant"] or "–", row["version"], row["stage"] or "", "–" if fit is None else f"{fit:.0f}", *cells)
     console.print(table)
 
 

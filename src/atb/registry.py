@@ -230,7 +230,8 @@ class ModelRegistry:
     def compare(self, symbol: str, refs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """One row per version (all of `symbol`, or the (model_type, version) pairs in `refs`).
 
-        A row holds model_type, version, stage, created_at, the flattened
+        A row holds model_type, version, stage, created_at, variant (an ensemble's
+        method), fit_seconds (None where not recorded), the flattened
         `metadata["metrics"]` (e.g. `lstm.h7.rmse_ratio`) and the flattened
         `metadata["validation_metrics"]` with a `val.` prefix.
         """
@@ -245,6 +246,8 @@ class ModelRegistry:
                 "version": m.version,
                 "stage": m.stage,
                 "created_at": m.created_at,
+                "variant": m.metadata.get("variant") or m.metadata.get("method"),
+                "fit_seconds": m.metadata.get("fit_seconds"),
                 **flatten_metrics(m.metadata.get("metrics", {})),
                 **flatten_metrics({"val": m.metadata.get("validation_metrics", {})}),
             }

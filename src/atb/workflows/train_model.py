@@ -199,6 +199,7 @@ def train_model(
                 "training_params": config.to_dict(),
                 "metrics": metrics,
                 "validation_metrics": validation,
+                "fit_seconds": timings["fit_s"],
                 "data_hash": report.data.sha256,
                 "data_span": report.data.span,
                 "mlflow_run_id": tracker.run_id,
