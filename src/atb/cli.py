@@ -62,6 +62,10 @@ TuneCvOpt = Annotated[
 ]
 MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help="Constraint: trials whose validation backtest falls more than this (e.g. 0.3) are infeasible.")]
 MinWinRateOpt = Annotated[Optional[float], typer.Option("--min-win-rate", help="Constraint: trials whose validation backtest wins less often than this are infeasible.")]
+CvOpt = Annotated[
+    Optional[str], typer.Option("--cv", help="Fold scheme: expanding (walk-forward, default), rolling, purged-kfold or monte-carlo.")
+]
+EmbargoOpt = Annotated[Optional[int], typer.Option("--embargo", help="Origins dropped after each purge gap (default: the longest horizon).")]
 VersionOpt = Annotated[Optional[str], typer.Option("--version", help="A version id such as v0003 (needs --model-type).")]
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Model registry directory (default: models).")]
 
@@ -430,7 +434,9 @@ def train_production_command(
     max_drawdown: MaxDrawdownOpt = None,
     min_win_rate: MinWinRateOpt = None,
     walk_forward: Annotated[bool, typer.Option("--walk-forward", help="Also run walk-forward validation per base model.")] = False,
-    wf_splits: Annotated[Optional[int], typer.Option("--wf-splits")] = None,
+    wf_splits: Annotated[Optional[int], typer.Option("--wf-splits", "--cv-splits", help="Folds of --walk-forward (default 5).")] = None,
+    cv: CvOpt = None,
+    embargo: EmbargoOpt = None,
     no_uncertainty: Annotated[bool, typer.Option("--no-uncertainty", help="No MC-dropout intervals.")] = False,
     mc_samples: Annotated[Optional[int], typer.Option("--mc-samples")] = None,
     data: Annotated[Optional[list[Path]], typer.Option("--data", help="One file per symbol, in --crypto order.")] = None,
@@ -473,6 +479,8 @@ def train_production_command(
             tune_min_win_rate=min_win_rate,
             walk_forward=walk_forward or None,
             wf_splits=wf_splits,
+            cv=cv,
+            embargo=embargo,
             uncertainty=False if no_uncertainty else None,
             mc_samples=mc_samples,
             exchange=exchange,
@@ -506,7 +514,9 @@ def benchmark(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Candle files, one series each (default: the bundled BTCUSDT sample).")] = None,
     models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model types (default: every registered type).")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds per model: 42, 43, ...")] = 3,
-    walk_forward: Annotated[int, typer.Option("--walk-forward", help="Also K expanding walk-forward folds per series (0: none).")] = 0,
+    walk_forward: Annotated[int, typer.Option("--walk-forward", help="Also K folds per series (0: none), of the --cv scheme.")] = 0,
+    cv: CvOpt = None,
+    embargo: EmbargoOpt = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per fit.")] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="lightweight, default or deep, for every type that has it.")] = None,
     no_skill_gate: NoSkillGateOpt = False,
@@ -523,7 +533,7 @@ def benchmark(
     def action():
         if seeds < 1 or walk_forward < 0:
             raise ConfigError(f"--seeds {seeds} must be >= 1" if seeds < 1 else f"--walk-forward {walk_forward} must be >= 0 (0: no folds)")
-        cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False)
+        cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False, cv=cv, embargo=embargo)
         series = [Series.of_file(path) for path in files] if files else [Series(cfg.data.symbol)]
         types = [t.strip() for t in models.split(",") if t.strip()] if models else list(AVAILABLE_MODELS)
         with ProgressView(cfg.fit.epochs) as view:

@@ -40,6 +40,9 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
 
 
+CV_SCHEMES = ("expanding", "walk-forward", "rolling", "purged-kfold", "monte-carlo")  # atb.folds.SCHEMES
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which candles to load: the bundled sample, a file or an exchange, and how to validate them."""
@@ -170,6 +173,8 @@ class ProductionSpec:
     mc_samples: int = 50
     walk_forward: bool = False
     wf_splits: int = 5
+    cv: str = "expanding"  # expanding (walk-forward), rolling, purged-kfold or monte-carlo
+    embargo: int | None = None  # origins dropped after each purge gap; None: the longest horizon
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_models", _names(self.base_models))
@@ -177,6 +182,8 @@ class ProductionSpec:
         _require(self.base_seeds >= 1, f"base_seeds: {self.base_seeds} must be >= 1")
         _require(self.mc_samples >= 1, f"mc_samples: {self.mc_samples} must be >= 1")
         _require(self.wf_splits >= 2, f"wf_splits: {self.wf_splits} must be >= 2")
+        _require(self.cv in CV_SCHEMES, f"cv: {self.cv!r} is not one of {list(CV_SCHEMES)}")
+        _require(self.embargo is None or self.embargo >= 0, f"embargo: {self.embargo} must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,11 @@ def idle_stretches(candles: pd.DataFrame, longer_than: int) -> np.ndarray:
     return out
 
 
+def window_rows(origins: np.ndarray, lookback: int) -> np.ndarray:
+    """Row positions covered by the windows ending at `origins`, ascending and unique."""
+    return np.unique((np.asarray(origins)[:, None] + np.arange(1 - lookback, 1)).ravel())
+
+
 def build_dataset(
     candles: pd.DataFrame,
     features: pd.DataFrame,
@@ -362,7 +367,7 @@ def build_dataset(
     train_part, val_part, test_part = parts
     train_origins = origins[train_part]
 
-    train_rows = slice(train_origins[0] - lookback + 1, train_origins[-1] + 1)
+    train_rows = window_rows(train_origins, lookback)  # the rows the training windows hold, nothing between (purged k-fold)
     train_features = features.iloc[train_rows]
     check_not_constant(candles["close"].iloc[train_rows])
     if inputs is not None:

@@ -21,6 +21,18 @@ Learning*, ch. 7): K contiguous test blocks; a training origin is kept only
 if its target window ``[i, i + max_horizon]`` is disjoint from the target
 windows of the test block ``[a, b + max_horizon]``, and the ``embargo``
 origins after that span are dropped as well.
+
+``cv_folds`` gives every scheme as train/validation/test folds (a model needs
+a validation block to stop early):
+
+- ``expanding`` (also ``walk-forward``) and ``rolling``: ``walk_forward_folds``;
+- ``purged-kfold``: ``purged_kfold``'s test blocks and training origins, the
+  training origins after a test block also kept ``lookback - 1`` origins further
+  away, so that no input window of theirs holds a bar whose close is a test
+  target; validation is the last ``val_fraction`` of the training origins, with a
+  gap before it;
+- ``monte-carlo``: ``n_splits`` windows at random (seeded) starts, each laid out
+  like the first expanding fold ``[train][gap][val][gap][test]`` and as long.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MODES = ("expanding", "rolling")
+SCHEMES = ("expanding", "walk-forward", "rolling", "purged-kfold", "monte-carlo")
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,6 +141,48 @@ def purged_kfold(
             )
         splits.append((origins[keep], test))
     return splits
+
+
+def cv_folds(
+    scheme: str,
+    n_origins: int,
+    n_splits: int = 5,
+    max_horizon: int = 30,
+    embargo: int = 0,
+    lookback: int = 1,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+) -> list[Fold]:
+    """Train/validation/test folds of `scheme` (see the module docstring); every boundary between
+    a block fitted on and a block evaluated on has a gap of `max_horizon + embargo` origins."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"cv scheme {scheme!r} is not one of {list(SCHEMES)}")
+    if scheme in ("expanding", "walk-forward", "rolling"):
+        mode = "rolling" if scheme == "rolling" else "expanding"
+        return walk_forward_folds(n_origins, n_splits, max_horizon, embargo, mode=mode, val_fraction=val_fraction)
+    if scheme == "monte-carlo":
+        return _monte_carlo_folds(n_origins, n_splits, max_horizon, embargo, seed, val_fraction)
+    gap = max_horizon + embargo
+    folds = []
+    for k, (train, test) in enumerate(purged_kfold(n_origins, n_splits, max_horizon, embargo)):
+        train = train[(train < test[0]) | (train > test[-1] + max_horizon + max(embargo, lookback - 1))]
+        n_val = max(1, round(val_fraction * len(train)))
+        val = train[-n_val:]
+        train = train[train < val[0] - gap]
+        if len(train) == 0:
+            raise ValueError(f"purged k-fold fold {k}: no training origins left before its validation block; use fewer splits")
+        folds.append(Fold(index=k, train=train, val=val, test=test))
+    return folds
+
+
+def _monte_carlo_folds(n_origins: int, n_splits: int, max_horizon: int, embargo: int, seed: int, val_fraction: float) -> list[Fold]:
+    template = walk_forward_folds(n_origins, n_splits, max_horizon, embargo, val_fraction=val_fraction)[0]
+    length = int(template.test[-1]) + 1
+    starts = np.sort(np.random.default_rng(seed).integers(0, n_origins - length + 1, size=n_splits))
+    return [
+        Fold(index=k, train=template.train + start, val=template.val + start, test=template.test + start)
+        for k, start in enumerate(starts)
+    ]
 
 
 def _check_non_negative(**values: int) -> None:

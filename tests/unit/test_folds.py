@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from atb.folds import purged_kfold, walk_forward_folds
+from atb.folds import cv_folds, purged_kfold, walk_forward_folds
 
 
 @pytest.mark.parametrize("mode", ["expanding", "rolling"])
@@ -73,3 +73,44 @@ def test_purged_kfold_errors():
         purged_kfold(3, k=5)
     with pytest.raises(ValueError, match="leaves no training origins"):
         purged_kfold(20, k=2, max_horizon=30)
+
+
+@pytest.mark.parametrize("scheme", ["expanding", "rolling", "purged-kfold", "monte-carlo"])
+@pytest.mark.parametrize("horizon", [1, 7, 30])
+@pytest.mark.parametrize("embargo", [0, 5])
+def test_every_scheme_purges_and_embargoes_exactly(scheme, horizon, embargo):
+    lookback = 20
+    folds = cv_folds(scheme, 1200, n_splits=4, max_horizon=horizon, embargo=embargo, lookback=lookback, seed=3)
+    assert len(folds) == 4
+    for fold in folds:
+        train, val, test = (set(part.tolist()) for part in fold.parts)
+        assert not (train & val or train & test or val & test)  # a fold never overlaps its own test block
+        for block in (fold.train, fold.val):  # no target of a fitted origin reaches a test target, and the reverse
+            before, after = block[block < fold.test[0]], block[block > fold.test[-1]]
+            if len(before):
+                assert before.max() + horizon < fold.test[0]
+            if len(after):  # after the test block: purge, embargo, and windows clear of the test targets
+                assert after.min() - fold.test[-1] > horizon + max(embargo, lookback - 1)
+        if scheme != "purged-kfold":  # chronological: [train][gap][val][gap][test], each gap exactly max_horizon + embargo
+            gap = horizon + embargo
+            assert fold.val[0] - fold.train[-1] - 1 == gap and fold.test[0] - fold.val[-1] - 1 == gap
+            assert np.all(np.diff(fold.train) == 1) and np.all(np.diff(fold.val) == 1) and np.all(np.diff(fold.test) == 1)
+        else:
+            assert fold.train[fold.train < fold.val[0]].max() + horizon + embargo < fold.val[0]
+
+
+def test_monte_carlo_folds_are_seeded_random_windows_of_the_first_fold_s_shape():
+    first = walk_forward_folds(1200, n_splits=4, max_horizon=7, embargo=7)[0]
+    folds = cv_folds("monte-carlo", 1200, n_splits=4, max_horizon=7, embargo=7, seed=1)
+    assert [f.test[0] for f in folds] == [f.test[0] for f in cv_folds("monte-carlo", 1200, 4, 7, 7, seed=1)]
+    assert [f.test[0] for f in folds] != [f.test[0] for f in cv_folds("monte-carlo", 1200, 4, 7, 7, seed=2)]
+    for fold in folds:
+        shift = fold.train[0] - first.train[0]
+        for part, template in zip(fold.parts, first.parts):
+            np.testing.assert_array_equal(part, template + shift)
+        assert fold.test[-1] < 1200
+
+
+def test_an_unknown_scheme_is_refused_by_name():
+    with pytest.raises(ValueError, match="cv scheme 'bootstrap' is not one of"):
+        cv_folds("bootstrap", 1000)

@@ -3,7 +3,9 @@
 Each fold builds its own dataset from the fold's origins (feature selection and
 scaler fitted on the fold's training rows only), fits on train with early
 stopping on val, and is scored on its test block; folds are separated by purge
-gaps of max(horizons) bars (see `atb.folds`). A fold's dataset
+gaps of max(horizons) bars plus the embargo (default: max(horizons) again); the
+scheme is `config.production.cv` (expanding, rolling, purged k-fold or Monte Carlo,
+see `atb.folds`). A fold's dataset
 and baseline forecasts do not depend on the model type, so every model type
 shares them.
 """
@@ -15,9 +17,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from atb.config import TrainingConfig
-from atb.dataset import Dataset, build_dataset, forecast_origins
+from atb.dataset import Dataset, build_dataset, forecast_origins, idle_stretches
 from atb.evaluation.protocol import baseline_predictions, evaluate_models
-from atb.folds import Fold, walk_forward_folds
+from atb.folds import Fold, cv_folds
 from atb.models import create_model, model_class
 from atb.models.trainer import FitSettings
 from atb.workflows.steps import PreparedData, dataset_for
@@ -25,17 +27,12 @@ from atb.workflows.steps import PreparedData, dataset_for
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
 
 
-def run_walk_forward(
-    config: TrainingConfig,
-    prepared: PreparedData,
-    model_types: Sequence[str],
-    mode: str = "expanding",
-    embargo: int = 0,
-) -> dict[str, dict]:
-    """Per model type: per-fold metrics for the model and the naive forecast, and their mean/std per horizon."""
+def run_walk_forward(config: TrainingConfig, prepared: PreparedData, model_types: Sequence[str]) -> dict[str, dict]:
+    """Per model type: per-fold metrics for the model and the naive forecast, and their mean/std per horizon,
+    on the folds of `config.production.cv` (`wf_splits` of them, `embargo`)."""
     spec = config.dataset
     per_fold: dict[str, list[dict]] = {model_type: [] for model_type in model_types}
-    for fold, dataset in fold_datasets(config, prepared, config.production.wf_splits, mode, embargo):
+    for fold, dataset in fold_datasets(config, prepared, config.production.wf_splits):
         spans = fold_spans(fold, dataset)
         baseline_metrics = evaluate_models(baseline_predictions(dataset, dataset.test), dataset.test, dataset)
         for model_type in model_types:
@@ -49,8 +46,8 @@ def run_walk_forward(
     return {
         model_type: {
             "model_type": model_type,
-            "mode": mode,
-            "embargo": embargo,
+            "cv": config.production.cv,
+            "embargo": fold_embargo(config),
             "folds": results,
             "summary": summarise(results, spec.horizons),
         }
@@ -58,14 +55,18 @@ def run_walk_forward(
     }
 
 
-def fold_datasets(
-    config: TrainingConfig, prepared: PreparedData, n_splits: int, mode: str = "expanding", embargo: int = 0
-) -> Iterator[tuple[Fold, Dataset]]:
-    """Each walk-forward fold and its dataset (selection and scaler fitted on the fold's training rows)."""
+def fold_datasets(config: TrainingConfig, prepared: PreparedData, n_splits: int) -> Iterator[tuple[Fold, Dataset]]:
+    """Each fold of `config.production.cv` and its dataset (selection and scaler fitted on the fold's training rows)."""
     candles, features, spec = prepared.candles.frame, prepared.features, config.dataset
-    origins = forecast_origins(features, spec.lookback, spec.max_horizon)
-    for fold in walk_forward_folds(len(origins), n_splits=n_splits, max_horizon=spec.max_horizon, embargo=embargo, mode=mode):
+    origins = forecast_origins(features, spec.lookback, spec.max_horizon, idle_stretches(candles, spec.max_idle_bars))
+    folds = cv_folds(config.production.cv, len(origins), n_splits, spec.max_horizon, fold_embargo(config), spec.lookback, config.fit.seed)
+    for fold in folds:
         yield fold, build_dataset(candles, features, spec, parts=fold.parts)
+
+
+def fold_embargo(config: TrainingConfig) -> int:
+    """The configured embargo, by default the longest horizon."""
+    return config.dataset.max_horizon if config.production.embargo is None else config.production.embargo
 
 
 def fold_spans(fold: Fold, dataset: Dataset) -> dict:
