@@ -15,6 +15,7 @@ import pandas as pd
 from atb.dataset import Dataset, Split
 from atb.ensemble.fit import FittedEnsemble
 from atb.evaluation import plots
+from atb.evaluation.importance import shap_explanation
 from atb.models import ForecastModel
 
 
@@ -62,6 +63,12 @@ def write_model_plots(
     else:
         writer.skip("attention_heatmap", f"{model.model_type} has no attention")
     writer.save("feature_importance", lambda p: plots.plot_feature_importance(importance, p))
+    shap = shap_explanation(model, dataset.val.X)
+    if shap is None:
+        writer.skip("shap_summary", f"{model.model_type} has no SHAP values (its permutation importance is in feature_importance)")
+    else:
+        names, horizons = dataset.transform.feature_names, dataset.horizons
+        writer.save("shap_summary", lambda p: plots.plot_shap_summary(shap, dataset.val.X[:, -1, :], names, horizons, p))
     _save_forecast_plots(writer, dataset, metrics, test_prediction)
     writer.skip("ensemble_weights", "a single model has no ensemble weights (see `atb train production`)")
     writer.save("training_summary", lambda p: plots.plot_training_summary(summary, p))

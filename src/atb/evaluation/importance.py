@@ -1,4 +1,5 @@
-"""Permutation importance of input features for any model with `predict(X)`."""
+"""Permutation importance of input features for any model with `predict(X)`, and SHAP values
+for tree models."""
 
 from __future__ import annotations
 
@@ -49,3 +50,13 @@ def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.
     if model.has_feature_importance:
         return model.feature_importance_by_feature(names)
     return permutation_importance(model.predict, dataset.val.X, dataset.val.y, names, seed=seed)
+
+
+def shap_explanation(model: object, X: np.ndarray) -> np.ndarray | None:
+    """SHAP values `(n, H, n_features + 1)` (last column: the expected value) of a model that
+    computes them (LightGBM), averaged over the members of a seed ensemble as its forecast is;
+    None for a model without them."""
+    members = getattr(model, "members", [model])
+    if not all(hasattr(member, "shap_values") for member in members):
+        return None
+    return np.mean([member.shap_values(X) for member in members], axis=0)

@@ -303,6 +303,30 @@ def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_shap_summary(
+    values: np.ndarray, inputs: np.ndarray, feature_names: Sequence[str], horizons: Sequence[int], path: str | Path, top: int = 12
+) -> Path:
+    """One panel per horizon: each sample's SHAP value `values[:, j, :-1]` for the `top` features
+    with the largest mean |SHAP|, coloured by the feature's (scaled) value at the origin `inputs`."""
+    fig = Figure(figsize=(6 * len(horizons), 0.45 * top + 2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(horizons)))
+    rng = np.random.default_rng(0)
+    for j, (ax, horizon) in enumerate(zip(axes, horizons)):
+        contributions = values[:, j, :-1]
+        order = np.argsort(-np.abs(contributions).mean(axis=0))[:top][::-1]
+        for row, k in enumerate(order):
+            colour = inputs[:, k]
+            spread = np.nanpercentile(colour, [5, 95])
+            ax.scatter(contributions[:, k], row + rng.uniform(-0.3, 0.3, len(contributions)), c=np.clip(colour, *spread),
+                       cmap="coolwarm", s=6, alpha=0.7)
+        ax.set_yticks(range(len(order)), [feature_names[k] for k in order])
+        ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set(title=f"h={horizon}: SHAP values (expected {values[0, j, -1]:+.4f})", xlabel="contribution to the forecast (target space)")
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("TreeSHAP of the raw model (before the skill gate) on the validation windows; colour: the feature's scaled value at the origin (blue low, red high)")
+    return _save(fig, path)
+
+
 def plot_tuning(result: Mapping, path: str | Path) -> Path:
     """A study (TuningResult.to_dict()): every trial's first objective in order with the best so far,
     the hyperparameter importances, and the Pareto front of the first two objectives

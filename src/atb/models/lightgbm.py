@@ -118,6 +118,20 @@ class LightGBMModel(ForecastModel):
             for booster, best in zip(self.boosters_, self.best_iterations_)
         ]).astype(np.float64, copy=False)
 
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        """Exact TreeSHAP contributions (LightGBM's own `pred_contrib`), summed over each feature's
+        lags: `(n, H, n_features + 1)`, the last column the expected value, each row summing to
+        the prediction."""
+        self.check_fitted()
+        rows = flatten(self.check_windows(X, "shap_values"))
+        lookback, n_features = self.input_shape
+        out = []
+        for booster, best in zip(self.boosters_, self.best_iterations_):
+            contributions = booster.predict(rows, num_iteration=best, pred_contrib=True)
+            by_feature = contributions[:, :-1].reshape(len(rows), lookback, n_features).sum(axis=1)
+            out.append(np.column_stack([by_feature, contributions[:, -1]]))
+        return np.stack(out, axis=1)
+
     def feature_importance(self, feature_names: list[str]) -> pd.Series:
         """Total gain per input column "feature@t-k" summed over horizons, descending."""
         self.check_fitted()
