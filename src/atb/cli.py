@@ -690,13 +690,15 @@ def models_compare(
     symbol: str,
     registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every stored metric of every version, as JSON.")] = False,
+    dm: Annotated[bool, typer.Option("--dm", help="Also model-vs-model Diebold-Mariano p-values on the test origins the versions share.")] = False,
 ) -> None:
     """Compare every version of a symbol: test RMSE/naive and DM p-value per horizon, validation RMSE/naive, fit time."""
     rows = run_guarded(lambda: open_registry(registry).compare(symbol))
     if not rows:
         fail(f"no versions for {symbol}")
+    matrices = run_guarded(lambda: version_dm_matrices(open_registry(registry), symbol)) if dm else None
     if as_json:
-        console.print_json(json.dumps(rows, default=str))
+        console.print_json(json.dumps({"versions": rows, "dm": matrices} if dm else rows, default=str))
         return
     horizons = sorted({int(key.split(".")[1][1:]) for row in rows for key in row if key.count(".") == 2 and key.endswith(".rmse_ratio")})
     table = Table(title=f"{symbol}: versions compared (RMSE/naive of the served forecast, below 1 beats naive; DM p vs naive)")
@@ -714,6 +716,32 @@ def models_compare(
         fit = row["fit_seconds"]
         table.add_row(row["model_type"], row["variant"] or "–", row["version"], row["stage"] or "", "–" if fit is None else f"{fit:.0f}", *cells)
     console.print(table)
+    for line in (matrices or {}).get("skipped", []):
+        warn(console, line)
+    for h, matrix in (matrices or {}).get("p_values", {}).items():
+        view = Table(title=f"h={h}: p-value that the row is more accurate than the column (one-sided DM, {matrices['origins']} shared test origins)")
+        view.add_column("")
+        for name in matrix:
+            view.add_column(name, justify="right")
+        for name, row in matrix.items():
+            view.add_row(name, *[_fmt(row[other], 3) for other in matrix])
+        console.print(view)
+
+
+def version_dm_matrices(store, symbol: str) -> dict:
+    """Pairwise DM p-values per horizon between the latest version of each type (those with saved predictions)."""
+    from atb.evaluation.comparison import pairwise_dm, saved_forecast_errors
+    from atb.layout import PREDICTIONS_FILE
+
+    latest = {v.model_type: v for v in store.list_versions(symbol)}
+    paths = {v.ref.split("/", 1)[1]: v.path / PREDICTIONS_FILE for v in latest.values() if (v.path / PREDICTIONS_FILE).is_file()}
+    skipped = [f"{v.ref}: no saved predictions (trained before they were saved); left out of the DM matrix"
+               for v in latest.values() if (v.path / PREDICTIONS_FILE).is_file() is False]
+    if len(paths) < 2:
+        return {"skipped": skipped + [f"fewer than two versions of {symbol} have saved predictions; no DM matrix"], "p_values": {}}
+    errors, origins = saved_forecast_errors(paths)
+    p_values = {h: {a: row.to_dict() for a, row in pairwise_dm(per_h, h).iterrows()} for h, per_h in errors.items()}
+    return {"skipped": skipped, "origins": origins, "p_values": p_values}
 
 
 @models_app.command("predictions")

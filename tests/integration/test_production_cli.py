@@ -1,6 +1,7 @@
 """`atb train production` on the bundled sample, then `atb predict` through the ensemble."""
 
 import json
+import math
 
 import pytest
 from conftest import png_ok
@@ -43,6 +44,11 @@ def test_ten_plots_and_report(production):
     assert methods | {"enhanced_lstm", "transformer", "lightgbm", "naive", "drift"} == set(report["metrics"])
     assert {"enhanced_lstm", "transformer", "lightgbm", "ensemble_stacking", "ensemble_stacking_raw", "naive", "drift"} == set(report["validation"])
     assert set(report["regimes"]) == {"train", "val", "test"}
+    for h in ("1", "7", "30"):  # model against model: p(row beats column) and p(column beats row) sum to 1 where defined
+        matrix = report["model_vs_model"][h]
+        assert {"enhanced_lstm", "lightgbm", "ensemble_stacking"} <= set(matrix)
+        pair = matrix["lightgbm"]["ensemble_stacking"], matrix["ensemble_stacking"]["lightgbm"]
+        assert math.isnan(pair[0]) or pair[0] + pair[1] == pytest.approx(1.0) or pair == (1.0, 1.0)
     for level in ("0.8", "0.95"):
         assert 0.0 <= report["uncertainty"]["conformal"][level]["coverage"][0] <= 1.0
     assert "ensemble_stacking" in output

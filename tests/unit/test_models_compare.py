@@ -25,3 +25,11 @@ def test_three_types_fit_in_120_columns_with_every_figure(tmp_path, monkeypatch)
     as_json = json.loads(CliRunner().invoke(app, ["models", "compare", "BTCUSDT", "--json"]).output)
     assert [r["model_type"] for r in as_json] == ["ensemble", "lightgbm", "lstm"]
     assert as_json[2]["lstm.h30.rmse_ratio"] > 1.0 and as_json[1]["variant"] == "lightweight" and as_json[0]["variant"] == "stacking"
+
+
+def test_the_dm_matrix_leaves_out_versions_without_saved_predictions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(FIXTURE, tmp_path / "models")
+    shown = CliRunner().invoke(app, ["models", "compare", "BTCUSDT", "--dm"])
+    assert shown.exit_code == 0, shown.output
+    assert "BTCUSDT/lstm/v0001: no saved predictions" in shown.output and "no DM matrix" in shown.output

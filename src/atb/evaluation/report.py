@@ -135,8 +135,9 @@ class ProductionReport:
     bases: dict[str, dict[str, str]] = field(default_factory=dict)  # base name -> {"version": ref, "path": ...}
     timings: dict[str, float] = field(default_factory=dict)
     walk_forward: dict | None = None
-    tuning: dict | None = None  # base name -> tuned overrides and learning rate
+    tuning: dict | None = None  # base name -> its study (TuningResult.to_dict()), the tuned overrides and learning rate
     metrics: dict | None = None
+    model_vs_model: dict | None = None  # horizon -> row -> column -> one-sided DM p (row more accurate), test part
     validation: dict | None = None  # bases (gated) and cross-fitted stacking on the validation origins
     skill_warnings: list[str] | None = None
     regimes: dict | None = None

@@ -16,9 +16,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from atb.config import ConfigError, TrainingConfig
 from atb.dataset import Dataset
 from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
+from atb.evaluation.comparison import pairwise_dm
 from atb.evaluation.diagnostics import write_ensemble_plots
 from atb.evaluation.plots import plot_tuning
 from atb.evaluation.predictions import prediction_frame, write_predictions
@@ -137,6 +140,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
     fitted.spec.bases = base_refs
     metrics = score(fitted.test_predictions, dataset.test, dataset)
     report.metrics = metrics
+    report.model_vs_model = model_vs_model(fitted.test_predictions, dataset)
     report.validation = score(fitted.validation_predictions, dataset.val, dataset)
     report.skill_warnings = skill_warnings(report.validation, list(fitted.validation_predictions))
     report.regimes = fitted.regime_shares
@@ -192,6 +196,16 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
         _write_output(out_dir, report, plots_dir)
         _log_to_mlflow(config, report, out_dir)
     return SymbolResult(symbol, out_dir, version, metrics, report.validation)
+
+
+def model_vs_model(predictions: dict[str, np.ndarray], dataset: Dataset) -> dict[int, dict]:
+    """One-sided DM p-values between every pair of forecasters (bases and ensembles) on the test part, per horizon."""
+    test = dataset.test
+    errors = {name: dataset.transform.target.to_prices(pred, test.origin_close) - test.future_close for name, pred in predictions.items()}
+    return {
+        h: {a: row.to_dict() for a, row in pairwise_dm({name: e[:, j] for name, e in errors.items()}, h).iterrows()}
+        for j, h in enumerate(dataset.horizons)
+    }
 
 
 def tuned_models(config: TrainingConfig) -> tuple[str, ...]:
