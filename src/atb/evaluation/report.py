@@ -106,6 +106,9 @@ class TrainingReport:
     gate: dict | None = None  # the skill gate's coefficients (None: served ungated)
     skill_warnings: list[str] = field(default_factory=list)  # horizons without validated skill
     seeds: dict | None = None  # a seed ensemble's seeds and each seed's RMSE/naive, with their spread
+    regimes: dict | None = None  # served model's test RMSE/naive per market regime of the origin
+    stability: dict | None = None  # served model's test RMSE/naive over rolling windows: spread, worst window
+    overfitting: dict | None = None  # raw model's RMSE/naive on training vs validation windows, and warnings
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> file, or why it was not written
     timings: dict[str, float] = field(default_factory=dict)
     registry: RegistryEntry | None = None  # set once the version is stored

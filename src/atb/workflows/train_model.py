@@ -17,6 +17,7 @@ import pandas as pd
 from atb.config import TrainingConfig
 from atb.data import Candles, load_candles
 from atb.dataset import Dataset
+from atb.evaluation.breakdown import by_regime, memorisation, rmse_ratios, rolling_skill
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
 from atb.evaluation.monitoring import monitoring_reference
@@ -119,6 +120,9 @@ def train_model(
         validation = score(served_and_raw(spec.model_type, gate, raw_val), dataset.val, dataset)
         warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type]) if is_gated(spec.model_type) else []
         seed_spread = seed_metrics(model, dataset) if isinstance(model, SeedAverage) else None
+        overfitting = {"train": rmse_ratios(model.predict(dataset.train.X), dataset.train, dataset), "validation": rmse_ratios(raw_val, dataset.val, dataset)}
+        overfitting["warnings"] = memorisation(overfitting["train"], overfitting["validation"]) if is_gated(spec.model_type) else []
+        warnings += overfitting["warnings"]
         for line in warnings:
             on_event("message", {"text": line})
         timings["evaluate_s"] = time.perf_counter() - tic
@@ -148,6 +152,9 @@ def train_model(
             gate=gate.to_dict() if gate else None,
             skill_warnings=warnings,
             seeds=seed_spread,
+            regimes=by_regime(test_prediction, dataset.test, dataset, prepared.candles.frame["close"]),
+            stability=rolling_skill(test_prediction, dataset.test, dataset),
+            overfitting=overfitting,
         )
 
         on_event("stage", {"name": "plots"})
