@@ -414,6 +414,64 @@ def show_training_result(report) -> None:
     console.print(f"Plots: {len(plots)} PNGs in {Path(report.registry.path) / 'plots'}")
 
 
+@app.command()
+def tune(
+    symbol: Annotated[str, typer.Argument(help="Market symbol, e.g. BTCUSDT.")] = "BTCUSDT",
+    model_type: Annotated[Optional[str], typer.Option("--model-type", help="A tunable model type (see `atb list-models`).")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="lightweight, default or deep.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "--tune-trials", help="Trials to run now (default 20).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds for the study (default 3600).")] = None,
+    objective: TuneObjectiveOpt = None,
+    sampler: TuneSamplerOpt = None,
+    tune_cv: TuneCvOpt = None,
+    max_drawdown: MaxDrawdownOpt = None,
+    min_win_rate: MinWinRateOpt = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: output_dir/optuna.db).")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    data: DataOpt = None,
+    exchange: ExchangeOpt = None,
+    timeframe: TimeframeOpt = None,
+    days: DaysOpt = None,
+    gaps: GapsOpt = None,
+    keep_last_bar: KeepLastOpt = False,
+    funding: FundingOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Tune one model type's hyperparameters without the test part: objectives, constraints, sampler, folds."""
+    from atb.workflows.tuning import tune_from_config
+
+    def action():
+        cfg = build_config(
+            config, symbol=symbol, model_type=model_type, variant=variant, epochs=epochs, tune_trials=trials, tune_timeout=timeout,
+            tune_objectives=objective, tune_sampler=sampler, tune_cv=tune_cv, tune_max_drawdown=max_drawdown,
+            tune_min_win_rate=min_win_rate, tune_storage=storage, seed=seed, device=device, mlflow=False,
+            **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
+        )
+        with ProgressView(cfg.fit.epochs) as view:
+            return tune_from_config(cfg, on_event=view.handle)
+
+    result, out_dir = run_guarded(action)
+    table = Table(title=f"{result.study_name}: {result.n_trials} trials ({result.n_complete} complete, {result.n_pruned} pruned, "
+                        f"{result.n_failed} failed, {result.n_infeasible} infeasible), {result.sampler}, "
+                        f"{'validation part' if not result.cv_folds else f'{result.cv_folds} purged folds'}, constraints: {result.constraints}")
+    table.add_column("trial", justify="right")
+    for name, direction in zip(result.objectives, result.directions):
+        table.add_column(f"{name} ({'min' if direction == 'minimize' else 'max'})", justify="right")
+    table.add_column("parameters")
+    shown = result.pareto if len(result.objectives) > 1 else [t for t in result.trials if t["number"] == result.best_trial]
+    for trial in shown:
+        marker = " *" if trial["number"] == result.best_trial else ""
+        params = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in trial["params"].items())
+        table.add_row(f"{trial['number']}{marker}", *[_fmt(float(v), 4) for v in trial["values"]], escape(params))
+    console.print(table)
+    if len(result.objectives) > 1:
+        console.print(f"Pareto front of {len(result.pareto)} trial(s); * marks the chosen trial, the front's best {result.objectives[0]}.")
+    console.print(f"Best overrides: {escape(json.dumps(result.to_dict()['best_params']))} {escape(json.dumps(result.best_fit_settings))}")
+    console.print(f"Report and plot in {out_dir}; train with them: atb train model {symbol} --model-type {result.model_type} --set NAME=VALUE ...")
+
+
 @train_app.command("production")
 def train_production_command(
     crypto: Annotated[str, typer.Option("--crypto", help="Comma-separated symbols, e.g. BTC,ETH (BTC means BTCUSDT).")] = "BTC",

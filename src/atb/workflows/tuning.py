@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -43,14 +44,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from atb.config import ConfigError, TuningSpec
+from atb.config import ConfigError, TrainingConfig, TuningSpec
 from atb.dataset import Dataset, Split
 from atb.evaluation import objectives
 from atb.evaluation.objectives import Constraints
+from atb.evaluation.plots import plot_tuning
 from atb.folds import walk_forward_folds
+from atb.io import atomic_write_json
 from atb.models import create_model, model_class
 from atb.models.factory import MODEL_CLASSES, tunable_models
 from atb.models.trainer import FitSettings
+from atb.workflows.preflight import check_run
+from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +303,37 @@ def tune_model(
                 name, search.objectives[0], result.best_value, result.best_params, result.best_fit_settings,
                 result.n_trials, result.n_complete, result.n_pruned, result.n_failed, result.n_infeasible)
     return result
+
+
+def tune_from_config(config: TrainingConfig, on_event: EventHandler = ignore_events) -> tuple[TuningResult, Path]:
+    """`atb tune`: load and prepare the configured data, run the configured study for
+    `config.model.model_type`, and write `tuning.json` and `tuning.png` to a new folder
+    under the output folder (returned with the result)."""
+    model_type, symbol = config.model.model_type, config.data.symbol
+    check_run(config, [model_type], writes_registry=False)
+    search = search_of(config.tuning)
+    on_event("stage", {"name": "data"})
+    prepared = prepare_data(config, on_event=on_event)
+    on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
+    result = tune_model(
+        model_type,
+        dataset_for(prepared, config, model_type),
+        FitSettings.from_spec(config.fit),
+        n_trials=config.tuning.tune_trials,
+        timeout=config.tuning.tune_timeout,
+        storage=config.tuning.tune_storage,
+        study_name=f"atb-{symbol}-{model_type}",
+        seed=config.fit.seed,
+        variant=config.model.variant,
+        search=search,
+        directory=config.output.output_dir.resolve(),
+        overrides=dict(config.model.overrides) or None,
+    )
+    out_dir = config.output.output_dir / f"tuning_{symbol}_{model_type}_{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "tuning.json", result.to_dict())
+    plot_tuning(result.to_dict(), out_dir / "tuning.png")
+    return result, out_dir
 
 
 def default_pruner() -> optuna.pruners.MedianPruner:
