@@ -14,6 +14,7 @@ runner = CliRunner()
 TEN_PLOTS = (
     "loss_curves", "metrics_progression", "learning_rates", "attention_heatmap", "feature_importance",
     "model_comparison", "predictions_vs_actual", "residual_analysis", "ensemble_weights", "training_summary",
+    "base_training", "base_forecasts",
 )
 
 

@@ -85,7 +85,9 @@ def write_ensemble_plots(
     metrics: dict[str, dict[int, dict]],
     summary: dict,
 ) -> dict[str, str]:
-    """The ten diagnostic PNGs of a production run; a plot of one base names it.
+    """The diagnostic PNGs of a production run: the ten of one model (a plot of one base names
+    it), plus every base's training curves and learning rates and every base's forecasts and
+    residuals beside the ensemble's.
 
     `summary` holds the training summary's title and config lines; its history
     and metrics are filled in here (the first neural base's history, the served
@@ -109,6 +111,13 @@ def write_ensemble_plots(
         "ensemble_weights",
         lambda p: plots.plot_ensemble_weights(fitted.online_weights, p, regimes=fitted.test_regimes),
     )
+    if any(history and "lr" in history[0] for history in histories.values()):
+        writer.save("base_training", lambda p: plots.plot_base_training(histories, p))
+    else:
+        writer.skip("base_training", "no neural base model")
+    test, target = dataset.test, dataset.transform.target
+    forecasts = {name: target.to_prices(fitted.test_predictions[name], test.origin_close) for name in (*models, "ensemble_stacking")}
+    writer.save("base_forecasts", lambda p: plots.plot_base_forecasts(test.origin_time, test.future_close, forecasts, dataset.horizons, p))
     full_summary = {**summary, "metrics": metrics["ensemble_stacking"], "history": history}
     writer.save("training_summary", lambda p: plots.plot_training_summary(full_summary, p))
     return writer.written

@@ -210,15 +210,20 @@ def plot_predictions_vs_actual(
 def plot_residual_analysis(
     actual: np.ndarray, predicted: np.ndarray, horizons: Sequence[int], path: str | Path
 ) -> Path:
-    """Per horizon: residual (actual - predicted) histogram, residuals over origins, and their ACF."""
+    """Per horizon: residual (actual - predicted) histogram, residuals over origins, their ACF, and
+    residual against predicted (a trend there is a bias that depends on the forecast's level)."""
     actual, predicted = _horizon_arrays(actual, predicted, horizons)
     residuals = actual - predicted
-    fig = Figure(figsize=(15, 3.6 * len(horizons)), layout="constrained")
-    axes = fig.subplots(len(horizons), 3, squeeze=False)
+    fig = Figure(figsize=(20, 3.6 * len(horizons)), layout="constrained")
+    axes = fig.subplots(len(horizons), 4, squeeze=False)
     band = 1.96 / math.sqrt(len(residuals))
     for j, h in enumerate(horizons):
-        hist_ax, time_ax, acf_ax = axes[j]
+        hist_ax, time_ax, acf_ax, level_ax = axes[j]
         r = residuals[:, j]
+        level_ax.scatter(predicted[:, j], r, s=8, alpha=0.6, label="origins")
+        level_ax.axhline(0.0, color="k", linewidth=0.8, label="zero")
+        level_ax.set(title=f"h={h}: residual vs predicted", xlabel="predicted close", ylabel="residual (price)")
+        level_ax.legend()
         hist_ax.hist(r, bins=min(40, max(5, len(r) // 5)), color="C0", alpha=0.8, label="residuals")
         hist_ax.axvline(r.mean(), color="C3", linestyle="--", label=f"mean {r.mean():.3g}")
         hist_ax.set(title=f"h={h}: residual distribution", xlabel="residual (price)", ylabel="count")
@@ -300,6 +305,53 @@ def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
     table_ax.axis("off")
     _draw_loss_curves(fig.add_subplot(grid[1, :]), summary["history"])
     fig.suptitle(str(summary.get("title", "Training summary")), fontsize=14)
+    return _save(fig, path)
+
+
+def plot_base_training(histories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
+    """Every neural base's training and validation loss (top) and learning-rate schedule
+    (bottom, log scale: a transformer's warm-up shows as the rise)."""
+    trained = {name: history for name, history in histories.items() if history and "lr" in history[0]}
+    if not trained:
+        raise ValueError("no base model has a per-epoch history with a learning rate")
+    fig = Figure(figsize=(12, 8), layout="constrained")
+    loss_ax, lr_ax = fig.subplots(2, 1, sharex=True)
+    for k, (name, history) in enumerate(trained.items()):
+        epochs = _history_values(history, "epoch")
+        loss_ax.plot(epochs, _history_values(history, "loss"), color=f"C{k}", label=f"{name} training")
+        loss_ax.plot(epochs, _history_values(history, "val_loss"), color=f"C{k}", linestyle="--", label=f"{name} validation")
+        lr_ax.plot(epochs, _history_values(history, "lr"), color=f"C{k}", marker="o", markersize=3, label=name)
+    loss_ax.set(title="Loss per epoch, each base model (first seed)", ylabel="loss")
+    loss_ax.set_yscale("log")
+    lr_ax.set(title="Learning rate per epoch", xlabel="epoch", ylabel="learning rate")
+    lr_ax.set_yscale("log")
+    for ax in (loss_ax, lr_ax):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def plot_base_forecasts(
+    origin_time: Sequence, actual: np.ndarray, predicted: Mapping[str, np.ndarray], horizons: Sequence[int], path: str | Path
+) -> Path:
+    """Per horizon: every model's forecast beside the actual close over the test origins, and every
+    model's residual against its forecast."""
+    times = pd.to_datetime(np.asarray(origin_time))
+    fig = Figure(figsize=(18, 4.2 * len(horizons)), layout="constrained")
+    axes = fig.subplots(len(horizons), 2, squeeze=False, width_ratios=(2.2, 1))
+    for j, h in enumerate(horizons):
+        series_ax, residual_ax = axes[j]
+        series_ax.plot(times, actual[:, j], color="k", linewidth=1.4, label="actual")
+        for k, (name, values) in enumerate(predicted.items()):
+            series_ax.plot(times, values[:, j], color=f"C{k}", linewidth=0.9, alpha=0.85, label=name)
+            residual_ax.scatter(values[:, j], actual[:, j] - values[:, j], s=6, alpha=0.5, color=f"C{k}", label=name)
+        residual_ax.axhline(0.0, color="k", linewidth=0.8)
+        series_ax.set(title=f"h={h}: close at origin + {h} bars", xlabel="forecast origin", ylabel="close")
+        residual_ax.set(title=f"h={h}: residual vs predicted", xlabel="predicted close", ylabel="residual (price)")
+        for ax in (series_ax, residual_ax):
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.suptitle("Base models and the served ensemble on the test origins")
     return _save(fig, path)
 
 

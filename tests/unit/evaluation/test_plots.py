@@ -169,3 +169,15 @@ def test_clear_errors_for_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="history is empty"):
         plots.plot_training_summary({"config": {}, "metrics": _metrics(1.0), "history": []}, out)
     assert not out.exists()
+
+
+def test_base_training_and_base_forecasts(tmp_path):
+    warm_up = [{**row, "lr": 1e-4 * min(row["epoch"], 4)} for row in _history()]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    path = plots.plot_base_training({"transformer": warm_up, "enhanced_lstm": _history(), "lightgbm": []}, tmp_path / "a" / "train.png")
+    _assert_png(tmp_path / "a" / "train.png", path)
+    times, actual, predicted = _forecasts()
+    forecasts = {"lstm": predicted, "lightgbm": predicted * 1.01, "ensemble_stacking": (predicted + actual) / 2}
+    _assert_png(tmp_path / "b" / "fc.png", plots.plot_base_forecasts(times, actual, forecasts, HORIZONS, tmp_path / "b" / "fc.png"))
+    with pytest.raises(ValueError, match="no base model has a per-epoch history"):
+        plots.plot_base_training({"lightgbm": []}, tmp_path / "none.png")
