@@ -52,11 +52,12 @@ def test_report_has_every_protocol_metric_for_model_and_baselines(trained):
     gate = report["gate"]
     assert all(0.0 <= w <= 1.0 for w in gate["drift_weight"] + gate["model_weight"])
     assert len(report["history"]) == 2
-    for key in ("config", "data", "features", "backtest", "timings", "environment", "seed", "regimes", "stability", "overfitting"):
+    for key in ("config", "data", "features", "backtest", "timings", "environment", "seed", "regimes", "stability", "overfitting", "direction"):
         assert key in report
     assert sum(row["n"] for row in report["regimes"].values()) == report["metrics"]["lstm"]["1"]["n"]
     assert report["stability"]["1"]["min"] <= report["stability"]["1"]["median"] <= report["stability"]["1"]["max"]
     assert set(report["overfitting"]["train"]) == {"1", "7", "30"}
+    assert report["direction"]["1"]["majority"]["accuracy"] == report["metrics"]["lstm"]["1"]["majority_accuracy"]
     assert report["data"]["sha256"] and len(report["features"]["selected"]) == 20
 
 

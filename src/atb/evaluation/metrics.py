@@ -108,7 +108,7 @@ def evaluate_horizon(
         "direction_n": direction_n,
         "majority_direction": majority_direction,
         "majority_accuracy": majority_accuracy,
-        "direction_pvalue": _binomial_pvalue(hits, direction_n, majority_accuracy),
+        "direction_pvalue": binomial_pvalue(hits, direction_n, majority_accuracy),
         "dm_stat": dm_stat,
         "dm_pvalue": dm_pvalue,
     }
@@ -238,7 +238,7 @@ def _newey_west_variance(values: np.ndarray, lags: int) -> float:
     return variance
 
 
-def _binomial_pvalue(hits: int, trials: int, null_share: float) -> float:
+def binomial_pvalue(hits: int, trials: int, null_share: float) -> float:
     """One-sided exact binomial test: P(X >= hits) for X ~ Binomial(trials, null_share)."""
     if trials == 0:
         return math.nan

@@ -19,6 +19,7 @@ from atb.data import Candles, load_candles
 from atb.dataset import Dataset
 from atb.evaluation.breakdown import by_regime, memorisation, rmse_ratios, rolling_skill
 from atb.evaluation.diagnostics import write_model_plots
+from atb.evaluation.direction import direction_report
 from atb.evaluation.importance import feature_importance
 from atb.evaluation.monitoring import monitoring_reference
 from atb.evaluation.predictions import prediction_frame, write_predictions
@@ -155,6 +156,10 @@ def train_model(
             regimes=by_regime(test_prediction, dataset.test, dataset, prepared.candles.frame["close"]),
             stability=rolling_skill(test_prediction, dataset.test, dataset),
             overfitting=overfitting,
+            direction=direction_report(
+                dataset.test.origin_close, dataset.test.future_close,
+                dataset.transform.target.to_prices(test_prediction, dataset.test.origin_close), dataset.horizons,
+            ),
         )
 
         on_event("stage", {"name": "plots"})
