@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,8 +38,10 @@ from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
 from atb.workflows.train_model import TrainingResult, train_model
-from atb.workflows.tuning import TuningResult, search_of, tune_model
 from atb.workflows.walk_forward import run_walk_forward
+
+if TYPE_CHECKING:
+    from atb.workflows.tuning import TuningResult
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +218,7 @@ def tuned_models(config: TrainingConfig) -> tuple[str, ...]:
 
 def check_tuning(config: TrainingConfig) -> None:
     """Tuning settings, and that every model to tune is a tunable base model, before any work."""
+    from atb.workflows.tuning import search_of  # Optuna loads only for --tune
     search_of(config.tuning)
     bases = config.production.base_models
     strangers = [name for name in tuned_models(config) if name not in bases]
@@ -227,6 +231,7 @@ def check_tuning(config: TrainingConfig) -> None:
 
 def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandler) -> tuple[TrainingConfig, TuningResult]:
     """The config with the best overrides an Optuna study found without the test part, and the study's result."""
+    from atb.workflows.tuning import search_of, tune_model
     symbol, model_type, tuning = config.data.symbol, config.model.model_type, config.tuning
     on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
     result = tune_model(
