@@ -292,6 +292,7 @@ def train_model_command(
     no_skill_gate: NoSkillGateOpt = False,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
     resume: ResumeOpt = False,
+    learning_curve: Annotated[bool, typer.Option("--learning-curve", help="Also refit on the newest 25/50/75% of the training windows: validation skill vs history.")] = False,
     also: Annotated[
         Optional[list[str]],
         typer.Option("--also", help="Train one model on these series too (candle files, or symbols from the same exchange); repeatable or comma-separated."),
@@ -332,6 +333,7 @@ def train_model_command(
             skill_gate=False if no_skill_gate else None,
             seeds=seeds,
             resume=resume or None,
+            learning_curve=learning_curve or None,
             also=",".join(also) if also else None,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,

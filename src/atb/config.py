@@ -153,6 +153,7 @@ class FitSpec:
     mixed_precision: bool = False
     cuda_graphs: bool = False
     resume: bool = False  # continue an interrupted fit of the same run from its checkpoint
+    learning_curve: bool = False  # also refit on the newest 25/50/75% of the training windows (report and plot)
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs: {self.epochs} must be >= 1")

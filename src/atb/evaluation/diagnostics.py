@@ -45,8 +45,9 @@ def write_model_plots(
     test_prediction: np.ndarray,
     summary: dict,
     importance: pd.Series,
+    learning: dict | None = None,
 ) -> dict[str, str]:
-    """The applicable diagnostic PNGs of one trained model."""
+    """The applicable diagnostic PNGs of one trained model (`learning`: its learning curve, if run)."""
     writer = PlotWriter(directory)
     if history:
         writer.save("loss_curves", lambda p: plots.plot_loss_curves(history, p))
@@ -69,6 +70,10 @@ def write_model_plots(
     else:
         names, horizons = dataset.transform.feature_names, dataset.horizons
         writer.save("shap_summary", lambda p: plots.plot_shap_summary(shap, dataset.val.X[:, -1, :], names, horizons, p))
+    if learning:
+        writer.save("learning_curve", lambda p: plots.plot_learning_curve(learning, dataset.horizons, p))
+    else:
+        writer.skip("learning_curve", "not asked for (--learning-curve)")
     _save_forecast_plots(writer, dataset, metrics, test_prediction)
     writer.skip("ensemble_weights", "a single model has no ensemble weights (see `atb train production`)")
     writer.save("training_summary", lambda p: plots.plot_training_summary(summary, p))

@@ -308,6 +308,22 @@ def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_learning_curve(curve: Mapping, horizons: Sequence[int], path: str | Path) -> Path:
+    """Raw RMSE/naive on validation (solid) and on the training windows used (dashed) against
+    the number of training windows, one colour per horizon; 1.0 is the naive forecast."""
+    sizes = [row["n_train"] for row in curve["sizes"]]
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for k, h in enumerate(horizons):
+        ax.plot(sizes, [row["validation"][h] for row in curve["sizes"]], "o-", color=f"C{k}", label=f"h={h} validation")
+        ax.plot(sizes, [row["train"][h] for row in curve["sizes"]], "o--", color=f"C{k}", alpha=0.6, label=f"h={h} training")
+    ax.axhline(1.0, color="k", linewidth=0.8, label="naive")
+    ax.set(title="Learning curve (raw model, newest training windows)", xlabel="training windows", ylabel="RMSE / naive")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_base_training(histories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
     """Every neural base's training and validation loss (top) and learning-rate schedule
     (bottom, log scale: a transformer's warm-up shows as the rise)."""

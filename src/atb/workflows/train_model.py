@@ -21,6 +21,7 @@ from atb.evaluation.breakdown import by_regime, memorisation, rmse_ratios, rolli
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.direction import direction_report
 from atb.evaluation.importance import feature_importance
+from atb.evaluation.learning_curve import learning_curve
 from atb.evaluation.monitoring import monitoring_reference
 from atb.evaluation.predictions import prediction_frame, write_predictions
 from atb.evaluation.protocol import backtest, evaluate_models, score, skill_warnings
@@ -180,7 +181,13 @@ def train_model(
             "history": history,
         }
         importance = feature_importance(model, dataset, config.fit.seed)
-        report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance)
+        if config.fit.learning_curve:
+            on_event("stage", {"name": "fit", "label": "learning curve"})
+            report.learning_curve = learning_curve(
+                lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, variant=spec.variant, **spec.overrides),
+                model, dataset, FitSettings.from_spec(config.fit),
+            )
+        report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance, report.learning_curve)
         timings["total_s"] = time.perf_counter() - started
         report.timings = timings
 

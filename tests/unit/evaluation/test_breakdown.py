@@ -55,3 +55,22 @@ def test_memorisation_is_flagged_only_where_training_skill_did_not_carry_over():
     ]
     dataset, _ = make_dataset()
     assert rmse_ratios(np.zeros_like(dataset.test.y), dataset.test, dataset) == pytest.approx({1: 1.0, 5: 1.0})
+
+
+def test_learning_curve_refits_on_the_newest_windows_and_reuses_the_full_fit():
+    from atb.evaluation.learning_curve import learning_curve
+    from atb.models import create_model
+    from atb.models.trainer import FitSettings
+
+    dataset, _ = make_dataset()
+    build = lambda: create_model("drift", dataset.input_shape, dataset.horizons)  # noqa: E731
+    full = build()
+    full.fit(dataset.train, dataset.val)
+    curve = learning_curve(build, full, dataset, FitSettings(device="cpu"))
+    assert [row["n_train"] for row in curve["sizes"]] == [100, 200, 300, 400]
+    assert curve["sizes"][-1]["validation"] == rmse_ratios(full.predict(dataset.val.X), dataset.val, dataset)
+    newest_quarter = dataset.train.subset(slice(300, None))
+    quarter = build()
+    quarter.fit(newest_quarter, dataset.val)
+    assert curve["sizes"][0]["validation"] == rmse_ratios(quarter.predict(dataset.val.X), dataset.val, dataset)
+    assert set(curve["still_improving"]) == set(HORIZONS)
