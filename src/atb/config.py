@@ -134,6 +134,7 @@ class ModelSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     skill_gate: bool = True
     seeds: int = 1  # fits with seeds seed, seed + 1, ...; their forecasts averaged
+    learning_curve: bool = False  # also refit on the newest 25/50/75% of the training windows (report and plot)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", dict(self.overrides or {}))
@@ -153,7 +154,6 @@ class FitSpec:
     mixed_precision: bool = False
     cuda_graphs: bool = False
     resume: bool = False  # continue an interrupted fit of the same run from its checkpoint
-    learning_curve: bool = False  # also refit on the newest 25/50/75% of the training windows (report and plot)
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs: {self.epochs} must be >= 1")

@@ -181,7 +181,7 @@ def train_model(
             "history": history,
         }
         importance = feature_importance(model, dataset, config.fit.seed)
-        if config.fit.learning_curve:
+        if spec.learning_curve:
             on_event("stage", {"name": "fit", "label": "learning curve"})
             report.learning_curve = learning_curve(
                 lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, variant=spec.variant, **spec.overrides),
