@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from atb.dataset import Dataset, Split
+from atb.evaluation.metrics import direction_hits
 from atb.evaluation.protocol import backtest
 
 DIRECTIONS = {
@@ -52,10 +53,9 @@ def score(names: tuple[str, ...], prediction: np.ndarray, split: Split, dataset:
         out["rmse_ratio"] = float(np.mean(np.sqrt(((y - prediction) ** 2).mean(axis=0)) / naive))
     if "direction_accuracy" in names:
         j = dataset.horizons.index(1)
-        moved = split.future_close[:, j] != split.origin_close
-        called = np.sign(dataset.transform.target.to_prices(prediction, split.origin_close)[:, j] - split.origin_close)
-        actual = np.sign(split.future_close[:, j] - split.origin_close)
-        out["direction_accuracy"] = float(np.mean(called[moved] == actual[moved])) if moved.any() else 0.0
+        predicted = dataset.transform.target.to_prices(prediction, split.origin_close)[:, j]
+        hits, counted = direction_hits(split.origin_close, split.future_close[:, j], predicted)
+        out["direction_accuracy"] = hits / counted if counted else 0.0
     if any(name in TRADING for name in names):
         trading = backtest(split, dataset, prediction)
         out.update({name: _zero_if_nan(trading[name]) for name in TRADING if name in names})
