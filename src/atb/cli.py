@@ -793,10 +793,11 @@ def version_dm_matrices(store, symbol: str) -> dict:
     from atb.evaluation.comparison import pairwise_dm, saved_forecast_errors
     from atb.layout import PREDICTIONS_FILE
 
-    latest = {v.model_type: v for v in store.list_versions(symbol)}
-    paths = {v.ref.split("/", 1)[1]: v.path / PREDICTIONS_FILE for v in latest.values() if (v.path / PREDICTIONS_FILE).is_file()}
-    skipped = [f"{v.ref}: no saved predictions (trained before they were saved); left out of the DM matrix"
-               for v in latest.values() if (v.path / PREDICTIONS_FILE).is_file() is False]
+    latest = {v.model_type: v for v in store.list_versions(symbol)}.values()
+    saved = [(v.ref, v.path / PREDICTIONS_FILE) for v in latest]
+    paths = {ref.split("/", 1)[1]: path for ref, path in saved if path.is_file()}
+    skipped = [f"{ref}: no saved predictions (trained before they were saved); left out of the DM matrix"
+               for ref, path in saved if not path.is_file()]
     if len(paths) < 2:
         return {"skipped": skipped + [f"fewer than two versions of {symbol} have saved predictions; no DM matrix"], "p_values": {}}
     errors, origins = saved_forecast_errors(paths)
