@@ -108,6 +108,22 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def direction_view(metrics: dict[str, dict[int, dict]], title: str) -> Table:
+    """A direction model's table: accuracy (p-value against always calling the majority direction),
+    ROC AUC, F1, and the Brier score beside the constant training base rate's (DM p-value)."""
+    table = Table(title=title)
+    for column in ("model", "h", "n", "accuracy", "majority", "p", "ROC AUC", "F1", "Brier", "base rate", "Brier skill", "DM p"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, per_h in metrics.items():
+        for h, row in per_h.items():
+            table.add_row(
+                name, str(h), str(row["n"]), _fmt(row["accuracy"], 3), _fmt(row["majority"]["accuracy"], 3), _fmt(row["accuracy_pvalue"], 3),
+                _fmt(row["roc_auc"], 3), _fmt(row["f1"], 3), _fmt(row["brier"], 4), _fmt(row["base_rate"]["brier"], 4),
+                _fmt(row["brier_skill"], 3), _fmt(row["brier_dm_pvalue"], 3),
+            )
+    return table
+
+
 def metrics_view(metrics: dict[str, dict[int, dict]], title: str) -> Table:
     """Model vs baselines per horizon, the protocol's headline columns."""
     table = Table(title=title)
@@ -293,6 +309,10 @@ def train_model_command(
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
     resume: ResumeOpt = False,
     learning_curve: Annotated[bool, typer.Option("--learning-curve", help="Also refit on the newest 25/50/75% of the training windows: validation skill vs history.")] = False,
+    target: Annotated[
+        Optional[str],
+        typer.Option("--target", help="log_return (default: price forecasts), price, or direction (per horizon the probability that the close ends above the origin's)."),
+    ] = None,
     also: Annotated[
         Optional[list[str]],
         typer.Option("--also", help="Train one model on these series too (candle files, or symbols from the same exchange); repeatable or comma-separated."),
@@ -334,6 +354,7 @@ def train_model_command(
             seeds=seeds,
             resume=resume or None,
             learning_curve=learning_curve or None,
+            target_kind=target,
             also=",".join(also) if also else None,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
@@ -401,9 +422,13 @@ def show_training_result(report) -> None:
         f"{data.rows} bars {data.span[0][:10]} .. {data.span[1][:10]}, "
         f"{len(report.history)} epochs, fit {report.timings['fit_s']:.1f} s"
     )
-    if report.validation:
-        console.print(validation_view(report.validation, report.gate, "Validation skill (served = a*drift + k*(model - drift), a and k fitted here)"))
-    console.print(metrics_view(report.metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
+    if report.config.get("target_kind") == "direction":
+        console.print(direction_view(report.validation, "Validation: P(up) beside the training base rate and the majority direction"))
+        console.print(direction_view(report.metrics, "Test: P(up) beside the training base rate and the majority direction"))
+    else:
+        if report.validation:
+            console.print(validation_view(report.validation, report.gate, "Validation skill (served = a*drift + k*(model - drift), a and k fitted here)"))
+        console.print(metrics_view(report.metrics, "Test metrics (RMSE/naive or MASE below 1 beats the naive forecast)"))
     bt = report.backtest
     if "total_return" in bt:
         console.print(
@@ -688,6 +713,13 @@ def predict(
         console.print_json(json.dumps(forecast))
         return
     table = Table(title=f"{symbol} forecast from {forecast['origin_time']} (close {forecast['origin_close']:.2f}) by {forecast['model']}")
+    if "probability_up" in forecast["horizons"][0]:
+        for column in ("horizon", "target time", "P(close above origin)"):
+            table.add_column(column, justify="right")
+        for row in forecast["horizons"]:
+            table.add_row(str(row["horizon"]), row["target_time"], f"{row['probability_up']:.3f}")
+        console.print(table)
+        return
     for column in ("horizon", "target time", "forecast", "change"):
         table.add_column(column, justify="right")
     intervals = [
@@ -814,7 +846,7 @@ def models_predictions(
     registry: RegistryOpt = None,
 ) -> None:
     """Export a version's per-origin validation and test forecasts, realised prices and baselines."""
-    from atb.evaluation.predictions import read_predictions, rmse_ratio_table, write_predictions
+    from atb.evaluation.predictions import brier_table, read_predictions, rmse_ratio_table, write_predictions
     from atb.io import atomic_write_text
     from atb.layout import PREDICTIONS_FILE
     from atb.workflows.preflight import check_writable
@@ -831,14 +863,21 @@ def models_predictions(
             atomic_write_text(path, frame.to_csv(index=False))
         else:
             write_predictions(frame, path)
-        return version, frame, path, rmse_ratio_table(frame)
+        return version, frame, path
 
-    version, frame, path, ratios = run_guarded(action)
-    table = Table(title=f"{version.ref}: RMSE/naive from the saved forecasts (below 1 beats naive)")
-    for column in ("part", "h", "served", "raw", "drift"):
+    version, frame, path = run_guarded(action)
+    if "probability_up" in frame.columns:
+        table = Table(title=f"{version.ref}: direction probabilities from the saved forecasts (Brier below the base rate's has skill)")
+        columns = {"brier": "Brier", "base_rate_brier": "base-rate Brier", "accuracy": "accuracy"}
+        scores = brier_table(frame)
+    else:
+        table = Table(title=f"{version.ref}: RMSE/naive from the saved forecasts (below 1 beats naive)")
+        columns = {"forecast": "served", "raw": "raw", "drift": "drift"}
+        scores = rmse_ratio_table(frame)
+    for column in ("part", "h", *columns.values()):
         table.add_column(column, justify="left" if column == "part" else "right")
-    for (part, h), row in ratios.iterrows():
-        table.add_row(part, str(h), _fmt(row["forecast"], 3), _fmt(row["raw"], 3), _fmt(row["drift"], 3))
+    for (part, h), row in scores.iterrows():
+        table.add_row(part, str(h), *(_fmt(row[key], 4 if "brier" in key else 3) for key in columns))
     console.print(table)
     console.print(f"{len(frame)} rows ({frame['origin_time'].nunique()} origins x {frame['horizon'].nunique()} horizons) written to {path}")
 

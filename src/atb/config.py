@@ -31,7 +31,7 @@ import yaml
 from atb.timeframes import TIMEFRAMES
 
 GAP_POLICIES = ("error", "ffill", "keep")
-TARGET_KINDS = ("log_return", "price")
+TARGET_KINDS = ("log_return", "price", "direction")  # atb.dataset.TargetSpec
 SELECTION_TARGETS = ("return", "next_return", "close")
 DEVICES = ("auto", "cpu", "cuda")
 

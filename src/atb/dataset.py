@@ -31,16 +31,31 @@ class TargetSpec:
     """What a model predicts for each horizon, and how to map it back to price."""
 
     horizons: tuple[int, ...]
-    kind: str = "log_return"  # "log_return": log(close[t+h] / close[t]); "price": close[t+h]
+    # "log_return": log(close[t+h] / close[t]); "price": close[t+h]; "direction": 1.0 when
+    # close[t+h] > close[t], else 0.0 (models then forecast the probability of "up")
+    kind: str = "log_return"
+
+    @property
+    def is_direction(self) -> bool:
+        return self.kind == "direction"
+
+    @property
+    def task(self) -> str:
+        """The model task that forecasts this target (atb.models.base.TASKS)."""
+        return "direction" if self.is_direction else "regression"
 
     def from_prices(self, origin_close: np.ndarray, future_close: np.ndarray) -> np.ndarray:
         """Targets `(n, H)` from origin closes `(n,)` and future closes `(n, H)`."""
         if self.kind == "log_return":
             return np.log(future_close / origin_close[:, None])
+        if self.is_direction:
+            return (np.asarray(future_close, dtype=float) > np.asarray(origin_close, dtype=float)[:, None]).astype(float)
         return np.asarray(future_close, dtype=float)
 
     def to_prices(self, predictions: np.ndarray, origin_close: np.ndarray) -> np.ndarray:
-        """Map predictions `(n, H)` (or `(..., n, H)`) back to prices."""
+        """Map predictions `(n, H)` (or `(..., n, H)`) back to prices; direction probabilities have none."""
+        if self.is_direction:
+            raise ValueError("a direction forecast is a probability of 'up', not a price")
         predictions = np.asarray(predictions, dtype=float)
         if self.kind == "log_return":
             return np.asarray(origin_close, dtype=float)[:, None] * np.exp(predictions)

@@ -9,8 +9,8 @@ from atb.data import load_candles
 from atb.data.sources import Candles
 from atb.models import create_model
 from atb.models.trainer import FitSettings
+from atb.workflows.assessment import fit_gate
 from atb.workflows.steps import prepare_data
-from atb.workflows.train_model import fit_gate
 
 
 def _noisy_test_part(candles: Candles, start) -> Candles:

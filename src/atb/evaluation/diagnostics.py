@@ -74,7 +74,10 @@ def write_model_plots(
         writer.save("learning_curve", lambda p: plots.plot_learning_curve(learning, dataset.horizons, p))
     else:
         writer.skip("learning_curve", "not asked for (--learning-curve)")
-    _save_forecast_plots(writer, dataset, metrics, test_prediction)
+    if dataset.transform.target.is_direction:
+        _save_probability_plots(writer, dataset, test_prediction)
+    else:
+        _save_forecast_plots(writer, dataset, metrics, test_prediction)
     writer.skip("ensemble_weights", "a single model has no ensemble weights (see `atb train production`)")
     writer.save("training_summary", lambda p: plots.plot_training_summary(summary, p))
     return writer.written
@@ -133,6 +136,19 @@ def _save_attention_heatmap(writer: PlotWriter, model: ForecastModel, test: Spli
     sample = test.X[-min(len(test), 64) :]
     weights = model.attention_weights(sample)
     writer.save("attention_heatmap", lambda p: plots.plot_attention_heatmap(weights, test.origin_time[-len(sample) :], p), owner)
+
+
+def _save_probability_plots(writer: PlotWriter, dataset: Dataset, probability: np.ndarray) -> None:
+    """Reliability diagram and ROC curves of a direction model's test probabilities; the price
+    plots do not apply."""
+    test = dataset.test
+    moved = test.future_close != test.origin_close[:, None]
+    up = np.where(moved, (test.future_close > test.origin_close[:, None]).astype(float), np.nan)
+    base_rate, horizons = dataset.train.y.mean(axis=0), dataset.horizons
+    writer.save("calibration", lambda p: plots.plot_calibration(up, probability, base_rate, horizons, p))
+    writer.save("roc_curves", lambda p: plots.plot_roc_curves(up, probability, horizons, p))
+    for name in ("model_comparison", "predictions_vs_actual", "residual_analysis"):
+        writer.skip(name, "a direction model forecasts probabilities, not prices (see calibration and roc_curves)")
 
 
 def _save_forecast_plots(

@@ -32,6 +32,14 @@ SUMMARY_COLUMNS = {
     "majority_accuracy": "majority",
     "dm_pvalue": "DM p-value",
 }
+DIRECTION_SUMMARY_COLUMNS = {
+    "accuracy": "accuracy",
+    "accuracy_pvalue": "p vs majority",
+    "roc_auc": "ROC AUC",
+    "brier": "Brier",
+    "brier_skill": "Brier skill",
+}
+CALIBRATION_BINS = 10
 _VAL_MAE_KEY = re.compile(r"^val_mae_h(\d+)$")
 
 
@@ -293,15 +301,18 @@ def plot_training_summary(summary: Mapping, path: str | Path) -> Path:
     config_ax.set_title("Configuration", loc="left")
     config_ax.axis("off")
     horizons = sorted(summary["metrics"])
+    direction = "brier" in summary["metrics"][horizons[0]]
+    columns = DIRECTION_SUMMARY_COLUMNS if direction else SUMMARY_COLUMNS
     cells = [
-        [f"h={h}"] + [_format_value(_metric(summary["metrics"], h, key, "summary")) for key in SUMMARY_COLUMNS]
+        [f"h={h}"] + [_format_value(_metric(summary["metrics"], h, key, "summary")) for key in columns]
         for h in horizons
     ]
-    table = table_ax.table(cellText=cells, colLabels=["horizon", *SUMMARY_COLUMNS.values()], loc="upper center")
+    table = table_ax.table(cellText=cells, colLabels=["horizon", *columns.values()], loc="upper center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1.0, 1.6)
-    table_ax.set_title("Test metrics (ratios < 1 beat the naive forecast)", loc="left")
+    title = "Test metrics (Brier skill > 0 beats the base rate)" if direction else "Test metrics (ratios < 1 beat the naive forecast)"
+    table_ax.set_title(title, loc="left")
     table_ax.axis("off")
     _draw_loss_curves(fig.add_subplot(grid[1, :]), summary["history"])
     fig.suptitle(str(summary.get("title", "Training summary")), fontsize=14)
@@ -479,6 +490,54 @@ def _autocorrelation(values: np.ndarray, lags: np.ndarray) -> np.ndarray:
     if denominator == 0:
         return np.zeros(len(lags))
     return np.array([float(centred[k:] @ centred[:-k]) / denominator for k in lags])
+
+
+def plot_calibration(up: np.ndarray, probability: np.ndarray, base_rate: Sequence[float], horizons: Sequence[int], path: str | Path) -> Path:
+    """Per horizon: reliability diagram (share of "up" against the mean forecast probability in
+    CALIBRATION_BINS equal-width bins; the diagonal is a calibrated forecast) with the training
+    base rate, and the histogram of the forecast probabilities. `up`: 1.0/0.0, NaN where the
+    close did not move (left out)."""
+    up, probability = _horizon_arrays(up, probability, horizons)
+    edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
+    fig = Figure(figsize=(11, 3.8 * len(horizons)), layout="constrained")
+    axes = fig.subplots(len(horizons), 2, squeeze=False)
+    for j, h in enumerate(horizons):
+        reliability_ax, hist_ax = axes[j]
+        moved = np.isfinite(up[:, j])
+        p, outcome = probability[moved, j], up[moved, j]
+        bins = np.clip(np.digitize(p, edges) - 1, 0, CALIBRATION_BINS - 1)
+        filled = [b for b in range(CALIBRATION_BINS) if (bins == b).any()]
+        reliability_ax.plot([0, 1], [0, 1], color="k", linestyle="--", linewidth=1, label="calibrated")
+        reliability_ax.axhline(base_rate[j], color="C7", linewidth=1, label=f"training base rate {base_rate[j]:.3f}")
+        reliability_ax.plot([p[bins == b].mean() for b in filled], [outcome[bins == b].mean() for b in filled], marker="o", color="C0", label="forecast")
+        reliability_ax.set(title=f"h={h}: reliability", xlabel="forecast P(up)", ylabel="observed share of up", xlim=(0, 1), ylim=(0, 1))
+        reliability_ax.legend(loc="upper left")
+        hist_ax.hist(p, bins=edges, color="C0", alpha=0.8, label="test origins")
+        hist_ax.set(title=f"h={h}: forecast probabilities", xlabel="forecast P(up)", ylabel="count")
+        hist_ax.legend()
+    fig.suptitle("Calibration of the direction probabilities on the test origins")
+    return _save(fig, path)
+
+
+def plot_roc_curves(up: np.ndarray, probability: np.ndarray, horizons: Sequence[int], path: str | Path) -> Path:
+    """ROC curve of P(up) per horizon (AUC in the legend); the diagonal is a coin flip.
+    `up`: 1.0/0.0, NaN where the close did not move (left out)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    up, probability = _horizon_arrays(up, probability, horizons)
+    fig = Figure(figsize=(6.5, 6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="k", linestyle="--", linewidth=1, label="no skill")
+    for j, h in enumerate(horizons):
+        moved = np.isfinite(up[:, j])
+        outcome, p = up[moved, j], probability[moved, j]
+        if 0 < outcome.sum() < len(outcome):
+            false_positive, true_positive, _ = roc_curve(outcome, p)
+            ax.plot(false_positive, true_positive, label=f"h={h} (AUC {roc_auc_score(outcome, p):.3f})")
+    ax.set(title="ROC of the direction probabilities (test origins)", xlabel="false positive rate", ylabel="true positive rate")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
 
 
 def _horizon_arrays(

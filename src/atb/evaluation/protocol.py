@@ -67,12 +67,16 @@ def baseline_predictions(dataset: Dataset, split: Split) -> dict[str, np.ndarray
 
 
 def backtest(split: Split, dataset: Dataset, prediction: np.ndarray) -> dict:
-    """Long/flat backtest of the 1-bar forecast; says why it was skipped when horizon 1 is absent."""
+    """Long/flat backtest of the 1-bar forecast (long when it is above the origin's close, or for
+    a direction model when P(up) is above 0.5); says why it was skipped when horizon 1 is absent."""
     if 1 not in dataset.horizons:
         return {"skipped": "horizon 1 is not forecast"}
     j = dataset.horizons.index(1)
-    prices = dataset.transform.target.to_prices(prediction, split.origin_close)
-    predicted_return = prices[:, j] / split.origin_close - 1.0
+    target = dataset.transform.target
+    if target.is_direction:
+        predicted_return = np.asarray(prediction, dtype=float)[:, j] - 0.5
+    else:
+        predicted_return = target.to_prices(prediction, split.origin_close)[:, j] / split.origin_close - 1.0
     bar_days = (pd.Timestamp(split.origin_time[1]) - pd.Timestamp(split.origin_time[0])) / pd.Timedelta(days=1)
     return backtest_long_flat(
         split.origin_close,

@@ -34,7 +34,10 @@ FORMAT_VERSION = 1
 LAG_SEPARATOR = "@t-"  # input column names: "feature@t-k", feature k bars before the origin
 
 BASELINE_FAMILY = "baseline"  # the ensemble family of the reference forecasts (naive, drift)
-CAPABILITIES = ("is_neural", "supports_mc_dropout", "has_attention", "onnx_exportable", "has_feature_importance")
+CAPABILITIES = ("is_neural", "supports_mc_dropout", "has_attention", "onnx_exportable", "has_feature_importance", "supports_direction")
+# What a model forecasts per horizon: the target itself, or the probability that the close
+# at t+h is above the close at t (targets 1.0 up, 0.0 otherwise).
+TASKS = ("regression", "direction")
 
 
 class ModelFileError(ValueError):
@@ -70,17 +73,23 @@ class ForecastModel(ABC):
     has_attention: ClassVar[bool] = False
     onnx_exportable: ClassVar[bool] = False
     has_feature_importance: ClassVar[bool] = False
+    supports_direction: ClassVar[bool] = False
 
     def __init__(
         self,
         input_shape: tuple[int, int],
         horizons: tuple[int, ...] = (1, 7, 30),
         variant: str = "default",
+        task: str = "regression",
         **overrides: Any,
     ):
+        check_choice("task", task, TASKS)
+        if task == "direction" and not self.supports_direction:
+            raise CapabilityError(f"model type {self.model_type!r} cannot forecast direction probabilities (task 'direction')")
         self.input_shape = tuple(input_shape)
         self.horizons = tuple(horizons)
         self.variant = variant
+        self.task = task
         self.overrides = dict(overrides)
 
     # ----------------------------------------------------------------- interface
@@ -97,7 +106,7 @@ class ForecastModel(ABC):
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Point forecasts `(n, H)` float64 in target space."""
+        """Point forecasts `(n, H)` float64 in target space (task "direction": probabilities of "up")."""
 
     def predict_samples(self, X: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
         """`(n_samples, n, H)` draws from the predictive distribution (MC dropout)."""
@@ -130,12 +139,13 @@ class ForecastModel(ABC):
             "input_shape": list(self.input_shape),
             "horizons": list(self.horizons),
             "variant": self.variant,
+            "task": self.task,
             "overrides": dict(self.overrides),
         }
 
     def clone(self) -> ForecastModel:
         """An unfitted model with the same parameters."""
-        return type(self)(self.input_shape, self.horizons, self.variant, **self.overrides)
+        return type(self)(self.input_shape, self.horizons, self.variant, self.task, **self.overrides)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The variant's hyperparameters with the overrides applied (validated)."""
@@ -205,7 +215,7 @@ class ForecastModel(ABC):
     def from_saved(cls, directory: Path, params: dict[str, Any]) -> ForecastModel:
         """Rebuild a model saved by `save` from its directory and parsed params.json."""
         model = cls(
-            tuple(params["input_shape"]), tuple(params["horizons"]), params["variant"], **params["overrides"]
+            tuple(params["input_shape"]), tuple(params["horizons"]), params["variant"], params.get("task", "regression"), **params["overrides"]
         )
         fitted = params.get("fitted", {})
         model._read_state(Path(directory), fitted)

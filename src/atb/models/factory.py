@@ -82,13 +82,14 @@ def create_model(
     input_shape: tuple[int, int],
     horizons: tuple[int, ...] = (1, 7, 30),
     variant: str = "default",
+    task: str = "regression",
     **overrides: Any,
 ) -> ForecastModel:
     """An unfitted model; unknown types, variants and override names are refused
     with the valid ones listed."""
     cls = model_class(model_type)
     _check_shape(input_shape, horizons)
-    model = cls(tuple(int(v) for v in input_shape), tuple(int(h) for h in horizons), variant, **overrides)
+    model = cls(tuple(int(v) for v in input_shape), tuple(int(h) for h in horizons), variant, task, **overrides)
     model.hyperparameters()
     return model
 

@@ -4,7 +4,8 @@ A window `(lookback, n_features)` becomes one row of lookback * n_features
 columns; column `t * n_features + f` is feature f at window position t, i.e.
 lag k = lookback - 1 - t bars before the forecast origin ("feature@t-k").
 The training data is binned once and shared by the per-horizon boosters; each
-stops early on its validation MAE (l1).
+stops early on its validation MAE (l1), or for task "direction" (objective
+`binary`, predictions are probabilities of "up") on its validation log loss.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class LightGBMModel(ForecastModel):
     variants = VARIANTS
     ensemble_family = "trees"
     has_feature_importance = True
+    supports_direction = True
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -83,7 +85,7 @@ class LightGBMModel(ForecastModel):
         self.check_training_windows(val, "val")
         hp = self.hyperparameters()
         self.n_jobs_ = settings.n_jobs or DEFAULT_N_JOBS
-        params = _booster_params(hp, settings.seed, self.n_jobs_)
+        params = _booster_params(hp, settings.seed, self.n_jobs_, self.task)
         y_train, y_val = _label_columns(train.y), _label_columns(val.y)
         train_set = lgb.Dataset(flatten(train.X), y_train[0], params=params, free_raw_data=False).construct()
         val_set = lgb.Dataset(flatten(val.X), y_val[0], reference=train_set, params=params, free_raw_data=False).construct()
@@ -101,9 +103,10 @@ class LightGBMModel(ForecastModel):
             )
             self.boosters_.append(booster)
             self.best_iterations_.append(int(booster.best_iteration) or booster.current_iteration())
-            curves.append((evaluations["train"]["l1"], evaluations["val"]["l1"]))
+            curves.append((evaluations["train"][params["metric"]], evaluations["val"][params["metric"]]))
             logger.info("lightgbm h=%d: best iteration %d of %d", horizon, self.best_iterations_[-1], len(curves[-1][1]))
-        self.history_ = _round_history(curves, self.horizons, hp["learning_rate"], time.perf_counter() - started)
+        metric = "logloss" if self.task == "direction" else "mae"
+        self.history_ = _round_history(curves, self.horizons, hp["learning_rate"], time.perf_counter() - started, metric)
         if on_epoch is not None:
             for row in self.history_:
                 on_epoch(row)
@@ -121,7 +124,7 @@ class LightGBMModel(ForecastModel):
     def shap_values(self, X: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP contributions (LightGBM's own `pred_contrib`), summed over each feature's
         lags: `(n, H, n_features + 1)`, the last column the expected value, each row summing to
-        the prediction."""
+        the prediction (for task "direction", to its log-odds)."""
         self.check_fitted()
         rows = flatten(self.check_windows(X, "shap_values"))
         lookback, n_features = self.input_shape
@@ -176,10 +179,11 @@ def _label_columns(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(y, dtype=np.float64).T)
 
 
-def _booster_params(hp: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any]:
+def _booster_params(hp: dict[str, Any], seed: int, n_jobs: int, task: str) -> dict[str, Any]:
+    direction = task == "direction"
     return {
-        "objective": "regression",
-        "metric": "l1",
+        "objective": "binary" if direction else "regression",
+        "metric": "binary_logloss" if direction else "l1",
         "learning_rate": hp["learning_rate"],
         "num_leaves": hp["num_leaves"],
         "max_depth": hp["max_depth"],
@@ -197,9 +201,10 @@ def _booster_params(hp: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any
     }
 
 
-def _round_history(curves: list[tuple[list, list]], horizons: tuple[int, ...], lr: float, seconds: float) -> list[dict]:
-    """One row per boosting round: train/val MAE averaged over horizons. A horizon
-    that stopped earlier keeps its last value; `seconds` is the mean per round."""
+def _round_history(curves: list[tuple[list, list]], horizons: tuple[int, ...], lr: float, seconds: float, metric: str) -> list[dict]:
+    """One row per boosting round: train/val `metric` (mae, or logloss for task "direction")
+    averaged over horizons, per horizon as `val_{metric}_h{h}`. A horizon that stopped
+    earlier keeps its last value; `seconds` is the mean per round."""
     n_rounds = max(len(val) for _, val in curves)
 
     def at(curve: list, r: int) -> float:
@@ -207,9 +212,9 @@ def _round_history(curves: list[tuple[list, list]], horizons: tuple[int, ...], l
 
     rows = []
     for r in range(n_rounds):
-        val_mae = {f"val_mae_h{h}": at(val, r) for h, (_, val) in zip(horizons, curves)}
+        per_horizon = {f"val_{metric}_h{h}": at(val, r) for h, (_, val) in zip(horizons, curves)}
         loss = float(np.mean([at(train, r) for train, _ in curves]))
-        rows.append(mae_history_row(r + 1, loss, val_mae, lr, seconds / n_rounds))
+        rows.append(mae_history_row(r + 1, loss, per_horizon, lr, seconds / n_rounds))
     return rows
 
 

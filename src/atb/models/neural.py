@@ -51,14 +51,28 @@ class TargetScaledNetwork(nn.Module):
         return self.network(x) * self.scale + self.mean
 
 
+class ProbabilityNetwork(nn.Module):
+    """`sigmoid(network(x))`: per horizon the probability that the close ends above the
+    origin's (task "direction"), trained with binary cross-entropy."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.network(x))
+
+
 class NeuralForecastModel(ForecastModel):
     """Trains `network_class` with `atb.models.trainer`; learned state: `network_`
-    (a TargetScaledNetwork in eval mode), `history_`, `best_epoch_`."""
+    (a TargetScaledNetwork, or for task "direction" a ProbabilityNetwork, in eval mode),
+    `history_`, `best_epoch_`."""
 
     network_class: type[nn.Module]
     is_neural = True
     supports_mc_dropout = True
     onnx_exportable = True
+    supports_direction = True
 
     def build_network(self) -> nn.Module:
         """A freshly initialised network for this model's shape and hyperparameters."""
@@ -66,7 +80,12 @@ class NeuralForecastModel(ForecastModel):
         return self.network_class(n_features, lookback, len(self.horizons), **self.hyperparameters())
 
     def training_defaults(self) -> dict[str, Any]:
-        return {**TRAINING_DEFAULTS, **getattr(self.network_class, "training_defaults", {})}
+        declared = {**TRAINING_DEFAULTS, **getattr(self.network_class, "training_defaults", {})}
+        return {**declared, "loss": "bce"} if self.task == "direction" else declared
+
+    def wrap_network(self, network: nn.Module) -> nn.Module:
+        """The module that answers in target space (probabilities for task "direction")."""
+        return ProbabilityNetwork(network) if self.task == "direction" else TargetScaledNetwork(network, len(self.horizons))
 
     def fit(
         self,
@@ -78,11 +97,15 @@ class NeuralForecastModel(ForecastModel):
         settings = settings or FitSettings()
         self.check_training_windows(train, "train")
         self.check_training_windows(val, "val")
+        if (settings.loss == "bce") != (self.task == "direction") and settings.loss is not None:
+            raise ValueError(f"{self.model_type}: loss {settings.loss!r} does not fit task {self.task!r} (bce is for direction, and only for it)")
         seed_everything(settings.seed)
-        network = TargetScaledNetwork(self.build_network(), len(self.horizons))
-        mean, scale = target_statistics(train.y)
-        network.mean.copy_(torch.from_numpy(mean))
-        network.scale.copy_(torch.from_numpy(scale))
+        network = self.wrap_network(self.build_network())
+        scale = None
+        if isinstance(network, TargetScaledNetwork):
+            mean, scale = target_statistics(train.y)
+            network.mean.copy_(torch.from_numpy(mean))
+            network.scale.copy_(torch.from_numpy(scale))
         result = train_network(
             network, train, val, settings,
             horizons=self.horizons,
@@ -139,7 +162,7 @@ class NeuralForecastModel(ForecastModel):
 
     @property
     def device(self) -> torch.device:
-        return self.network_.mean.device
+        return next(self.network_.parameters()).device
 
     def to(self, device: str | torch.device) -> NeuralForecastModel:
         """Move the fitted network (e.g. to "cpu" for serving); returns self."""
@@ -172,7 +195,7 @@ class NeuralForecastModel(ForecastModel):
         path = directory / WEIGHTS_FILE
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist: the saved {self.model_type} model has no weights")
-        network = TargetScaledNetwork(self.build_network(), len(self.horizons))
+        network = self.wrap_network(self.build_network())
         try:
             state = safetensors.torch.load(path.read_bytes())
             network.load_state_dict(state, strict=True)

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"  # the whole training state after the last epoch
 OPTIMIZERS = ("adam", "adamw")
-LOSSES = ("huber", "mse")
+LOSSES = ("huber", "mse", "bce")  # bce: binary cross-entropy of probabilities (task "direction")
+PROBABILITY_FLOOR = 1e-6  # bce clamps probabilities into [floor, 1 - floor]
 HORIZON_WEIGHTINGS = ("equal", "inv_sqrt")
 DEFAULT_LEARNING_RATE = 1e-3
 EVAL_BATCH_SIZE = 1024
@@ -173,7 +174,8 @@ def horizon_weights(horizons: tuple[int, ...], weighting: str) -> torch.Tensor:
 class HorizonLoss(nn.Module):
     """Weighted mean over horizons of the Huber (delta 1) or squared error of
     `(prediction - target) / scale`, scale being the per-horizon spread of the
-    training targets, so every horizon's error is measured in its own units."""
+    training targets, so every horizon's error is measured in its own units;
+    or, kind "bce", of the binary cross-entropy of predicted probabilities against 0/1 targets."""
 
     def __init__(self, kind: str, weights: torch.Tensor, scale: np.ndarray | None = None):
         super().__init__()
@@ -184,6 +186,10 @@ class HorizonLoss(nn.Module):
         self.register_buffer("inverse_scale", inverse)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.kind == "bce":
+            probability = prediction.clamp(PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)
+            per_element = nn.functional.binary_cross_entropy(probability, target, reduction="none")
+            return (per_element.mean(dim=0) * self.weights).sum()
         error = (prediction - target) * self.inverse_scale
         if self.kind == "huber":
             per_element = nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none", delta=1.0)

@@ -76,7 +76,8 @@ class Predictor:
         return feature_matrix(candles, Path(funding) if funding else None)
 
     def forecast(self, candles: Candles) -> dict:
-        """JSON-ready forecast from the newest bar: origin, and per horizon the target bar time and price."""
+        """JSON-ready forecast from the newest bar: origin, and per horizon the target bar time and
+        price (a direction version: the probability of "up")."""
         return self.forecast_at(candles)[0]
 
     def forecast_at(self, candles: Candles, origin_times: list | None = None) -> list[dict]:
@@ -84,16 +85,19 @@ class Predictor:
         ends = origin_positions(candles, origin_times)
         windows = self.transform.windows_at(self.features(candles), ends)
         closes = candles.frame["close"].to_numpy(dtype=float)[ends]
-        prices = self.transform.target.to_prices(self.predict_windows(windows), closes)
+        predictions = self.predict_windows(windows)
+        direction = self.transform.target.is_direction
+        values = predictions if direction else self.transform.target.to_prices(predictions, closes)
+        row_of = direction_row if direction else forecast_row
         return [
             checked_forecast({
                 "model": self.name,
                 "symbol": candles.symbol,
                 "origin_time": candles.frame.index[end].isoformat(),
                 "origin_close": float(close),
-                "horizons": [forecast_row(candles.frame.index[end], candles.bar_duration, h, close, p) for h, p in zip(self.horizons, row)],
+                "horizons": [row_of(candles.frame.index[end], candles.bar_duration, h, close, v) for h, v in zip(self.horizons, row)],
             })
-            for end, close, row in zip(ends, closes, prices)
+            for end, close, row in zip(ends, closes, values)
         ]
 
 
@@ -136,6 +140,12 @@ def forecast_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int,
         "forecast": float(price),
         "change": float(price / close - 1.0),
     }
+
+
+def direction_row(origin: pd.Timestamp, bar_duration: pd.Timedelta, horizon: int, close: float, probability: float) -> dict:
+    """One horizon of a direction forecast: the target bar's time and the probability that its
+    close is above `close`."""
+    return {"horizon": horizon, "target_time": (origin + horizon * bar_duration).isoformat(), "probability_up": float(probability)}
 
 
 def onnx_runtime_predict(model: ForecastModel | GatedModel) -> Callable[[np.ndarray], np.ndarray]:

@@ -212,6 +212,8 @@ class ForecastService:
             served: Served = EnsemblePredictor.from_version(version, self.registry)
         else:
             served = Predictor.from_directory(version.path, name=version.ref)
+            if served.transform.target.is_direction:
+                raise ValueError(f"{ref} forecasts direction probabilities; the service serves price forecasts (`atb predict` shows it)")
             if self.engine == "onnx" and getattr(served.model, "onnx_exportable", False):
                 served.predict_windows = onnx_runtime_predict(served.model)
         self.on_load(ref.split("/")[0], ref)

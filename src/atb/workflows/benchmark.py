@@ -33,8 +33,9 @@ from atb.models import model_class
 from atb.models.gate import GatedModel, SkillGate
 from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.processes import scratch_directory
+from atb.workflows.assessment import fit_gate, is_gated
 from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
-from atb.workflows.train_model import fit_gate, fit_model, is_gated
+from atb.workflows.train_model import fit_model
 from atb.workflows.walk_forward import fold_datasets
 
 HOLDOUT = "holdout"  # the protocol's 70/15/15 split

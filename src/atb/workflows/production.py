@@ -76,7 +76,7 @@ def train_production(
     Every symbol's names, folders and settings are checked before the first is trained."""
     configs = [config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path)) for symbol in symbols]
     for cfg in configs:
-        check_run(cfg, cfg.production.base_models)
+        check_run(cfg, cfg.production.base_models, command="atb train production")
         if cfg.tuning.tune:
             check_tuning(cfg)
         if cfg.production.ensemble:

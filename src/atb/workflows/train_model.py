@@ -17,14 +17,10 @@ import pandas as pd
 from atb.config import TrainingConfig
 from atb.data import Candles, load_candles
 from atb.dataset import Dataset
-from atb.evaluation.breakdown import by_regime, memorisation, rmse_ratios, rolling_skill
 from atb.evaluation.diagnostics import write_model_plots
-from atb.evaluation.direction import direction_report
 from atb.evaluation.importance import feature_importance
 from atb.evaluation.learning_curve import learning_curve
-from atb.evaluation.monitoring import monitoring_reference
-from atb.evaluation.predictions import prediction_frame, write_predictions
-from atb.evaluation.protocol import backtest, evaluate_models, score, skill_warnings
+from atb.evaluation.predictions import write_predictions
 from atb.evaluation.report import (
     DataSummary,
     FeatureSummary,
@@ -34,17 +30,16 @@ from atb.evaluation.report import (
     data_fingerprint,
     environment,
 )
-from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, MONITOR_FILE, PLOTS_DIR, PREDICTIONS_FILE, REPORT_FILE, TRANSFORM_FILE
 from atb.models import ForecastModel, create_model, model_class
-from atb.models.base import BASELINE_FAMILY
-from atb.models.gate import GatedModel, SkillGate
+from atb.models.gate import GatedModel
 from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
 from atb.windows import Windows
+from atb.workflows.assessment import assess_direction, assess_forecasts
 from atb.workflows.preflight import check_run
 from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data, symbol_tracker
 
@@ -113,19 +108,12 @@ def train_model(
 
         on_event("stage", {"name": "evaluate"})
         tic = time.perf_counter()
-        raw_val, raw_test = model.predict(dataset.val.X), model.predict(dataset.test.X)
-        gate = fit_gate(raw_val, dataset) if spec.skill_gate and is_gated(spec.model_type) else None
-        served = GatedModel(model, gate) if gate else model
-        test_predictions = served_and_raw(spec.model_type, gate, raw_test)
-        test_prediction = test_predictions[spec.model_type]
-        metrics = score(test_predictions, dataset.test, dataset)
-        validation = score(served_and_raw(spec.model_type, gate, raw_val), dataset.val, dataset)
-        warnings = skill_warnings(validation, [raw_name(spec.model_type) if gate else spec.model_type]) if is_gated(spec.model_type) else []
-        seed_spread = seed_metrics(model, dataset) if isinstance(model, SeedAverage) else None
-        overfitting = {"train": rmse_ratios(model.predict(dataset.train.X), dataset.train, dataset), "validation": rmse_ratios(raw_val, dataset.val, dataset)}
-        overfitting["warnings"] = memorisation(overfitting["train"], overfitting["validation"]) if is_gated(spec.model_type) else []
-        warnings += overfitting["warnings"]
-        for line in warnings:
+        if dataset.transform.target.is_direction:
+            assessment = assess_direction(model, dataset, spec.model_type)
+        else:
+            assessment = assess_forecasts(model, dataset, prepared, spec.model_type, spec.skill_gate)
+        gate, metrics, test_prediction = assessment.gate, assessment.metrics, assessment.test_prediction
+        for line in assessment.warnings:
             on_event("message", {"text": line})
         timings["evaluate_s"] = time.perf_counter() - tic
 
@@ -147,20 +135,12 @@ def train_model(
             ),
             history=history,
             metrics=metrics,
-            backtest=backtest(dataset.test, dataset, test_prediction),
             seed=config.fit.seed,
             environment=environment(device),
-            validation=validation,
+            validation=assessment.validation,
             gate=gate.to_dict() if gate else None,
-            skill_warnings=warnings,
-            seeds=seed_spread,
-            regimes=by_regime(test_prediction, dataset.test, dataset, prepared.candles.frame["close"]),
-            stability=rolling_skill(test_prediction, dataset.test, dataset),
-            overfitting=overfitting,
-            direction=direction_report(
-                dataset.test.origin_close, dataset.test.future_close,
-                dataset.transform.target.to_prices(test_prediction, dataset.test.origin_close), dataset.horizons,
-            ),
+            skill_warnings=assessment.warnings,
+            **assessment.report_fields,
         )
 
         on_event("stage", {"name": "plots"})
@@ -184,7 +164,7 @@ def train_model(
         if spec.learning_curve:
             on_event("stage", {"name": "fit", "label": "learning curve"})
             report.learning_curve = learning_curve(
-                lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, variant=spec.variant, **spec.overrides),
+                lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, spec.variant, dataset.transform.target.task, **spec.overrides),
                 model, dataset, FitSettings.from_spec(config.fit),
             )
         report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance, report.learning_curve)
@@ -192,9 +172,6 @@ def train_model(
         report.timings = timings
 
         on_event("stage", {"name": "save"})
-        served_val = gate.apply(raw_val) if gate else raw_val
-        reference = monitoring_reference(dataset, prepared.features, served_val, spec.model_type, metrics, validation)
-        predictions = prediction_frame(dataset, {"validation": served_val, "test": test_prediction}, {"validation": raw_val, "test": raw_test})
 
         def populate(directory: Path) -> None:
             model.save(directory / MODEL_DIR)
@@ -204,8 +181,9 @@ def train_model(
             atomic_write_json(directory / FEATURES_FILE, feature_spec(prepared, config))
             shutil.copytree(plots_dir, directory / PLOTS_DIR)
             atomic_write_json(directory / REPORT_FILE, report.to_dict())
-            atomic_write_json(directory / MONITOR_FILE, reference)
-            write_predictions(predictions, directory / PREDICTIONS_FILE)
+            if assessment.reference is not None:
+                atomic_write_json(directory / MONITOR_FILE, assessment.reference)
+            write_predictions(assessment.predictions, directory / PREDICTIONS_FILE)
 
         version = registry.create_version(
             symbol,
@@ -217,7 +195,8 @@ def train_model(
                 "variant": spec.variant,
                 "training_params": config.to_dict(),
                 "metrics": metrics,
-                "validation_metrics": validation,
+                "validation_metrics": assessment.validation,
+                "target": dataset.transform.target.kind,
                 "fit_seconds": timings["fit_s"],
                 "data_hash": report.data.sha256,
                 "data_span": report.data.span,
@@ -227,7 +206,7 @@ def train_model(
         report.registry = RegistryEntry(path=str(version.path), version=version.version)
         tracker.log_metrics({
             "test": metrics,
-            "validation": validation,
+            "validation": assessment.validation,
             "gate": {"drift_weight": list(gate.drift_weight), "model_weight": list(gate.model_weight)} if gate else {},
             "backtest": _flat_backtest(report.backtest),
             "fit_seconds": timings["fit_s"],
@@ -237,7 +216,7 @@ def train_model(
     shutil.rmtree(checkpoints, ignore_errors=True)  # the fit is stored; nothing left to resume
     return TrainingResult(
         version=version,
-        model=served,
+        model=assessment.served,
         dataset=dataset,
         report=report,
         test_prediction=test_prediction,
@@ -281,7 +260,7 @@ def fit_model(
     settings = FitSettings.from_spec(config.fit, checkpoint_dir=checkpoint_dir)
 
     def build() -> ForecastModel:
-        return create_model(spec.model_type, dataset.input_shape, horizons=dataset.horizons, variant=spec.variant, **spec.overrides)
+        return create_model(spec.model_type, dataset.input_shape, dataset.horizons, spec.variant, dataset.transform.target.task, **spec.overrides)
 
     if spec.seeds == 1:
         model = build()
@@ -294,44 +273,6 @@ def fit_model(
         member.fit(train, dataset.val, seed_settings, on_epoch=on_epoch)
 
     return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)
-
-
-def seed_metrics(model: SeedAverage, dataset: Dataset) -> dict:
-    """Each seed's raw test and validation RMSE/naive per horizon, and their spread (std) over seeds."""
-    out: dict = {"seeds": model.seeds}
-    for part in ("validation", "test"):
-        split = dataset.val if part == "validation" else dataset.test
-        members = evaluate_models(
-            {member_dir(seed): member.predict(split.X) for seed, member in zip(model.seeds, model.members)}, split, dataset
-        )
-        ratios = {name: {h: row["rmse_ratio"] for h, row in per_h.items()} for name, per_h in members.items()}
-        spread = {h: float(np.std([r[h] for r in ratios.values()], ddof=1)) for h in dataset.horizons}
-        out[part] = {"rmse_ratio": ratios, "rmse_ratio_std": spread}
-    return out
-
-
-def is_gated(model_type: str) -> bool:
-    """Whether a type's forecasts pass the skill gate: every type but the reference forecasts themselves."""
-    return model_class(model_type).ensemble_family != BASELINE_FAMILY
-
-
-def fit_gate(val_prediction: np.ndarray, dataset: Dataset) -> SkillGate | None:
-    """The skill gate fitted on the validation part (log-return targets; price targets are served ungated)."""
-    if dataset.transform.target.kind != "log_return":
-        return None
-    return fit_skill_gate(val_prediction, dataset.val.y, dataset.train.y.mean(axis=0), dataset.horizons)
-
-
-def raw_name(model_type: str) -> str:
-    """The report's name of a model's ungated forecasts."""
-    return f"{model_type}_raw"
-
-
-def served_and_raw(name: str, gate: SkillGate | None, raw_prediction: np.ndarray) -> dict[str, np.ndarray]:
-    """The served forecasts under the model's name and, when a gate is in front, the raw ones beside them."""
-    if gate is None:
-        return {name: raw_prediction}
-    return {name: gate.apply(raw_prediction), raw_name(name): raw_prediction}
 
 
 def feature_spec(prepared: PreparedData, config: TrainingConfig) -> dict:

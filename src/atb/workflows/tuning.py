@@ -310,7 +310,7 @@ def tune_from_config(config: TrainingConfig, on_event: EventHandler = ignore_eve
     `config.model.model_type`, and write `tuning.json` and `tuning.png` to a new folder
     under the output folder (returned with the result)."""
     model_type, symbol = config.model.model_type, config.data.symbol
-    check_run(config, [model_type], writes_registry=False)
+    check_run(config, [model_type], writes_registry=False, command="atb tune")
     search = search_of(config.tuning)
     on_event("stage", {"name": "data"})
     prepared = prepare_data(config, on_event=on_event)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from atb.evaluation.direction import direction_metrics, direction_report
+from atb.evaluation.direction import direction_metrics, direction_report, probability_metrics, probability_report
 
 
 def test_six_origins_by_hand():
@@ -34,3 +34,30 @@ def test_undefined_values_are_nan_not_zero():
     assert math.isnan(all_up["roc_auc"]) and all_up["accuracy"] == 1.0
     report = direction_report(origin, np.column_stack([origin + 1, origin - 1]), np.column_stack([origin + 2, origin + 2]), (1, 7))
     assert report[1]["accuracy"] == 1.0 and report[7]["accuracy"] == 0.0
+
+
+def test_probability_metrics_by_hand():
+    origin = np.full(4, 1.0)
+    actual = np.array([2.0, 0.5, 2.0, 1.0])  # up, down, up, no move (left out)
+    probability = np.array([0.8, 0.3, 0.4, 0.9])  # calls: up, down, down
+    m = probability_metrics(origin, actual, probability, base_rate=0.5, horizon=1)
+    assert m["n"] == 3 and m["accuracy"] == pytest.approx(2 / 3)
+    assert m["precision"] == 1.0 and m["recall"] == 0.5 and m["f1"] == pytest.approx(2 / 3)
+    assert m["roc_auc"] == 1.0  # both ups (0.8, 0.4) above the down (0.3)
+    assert m["brier"] == pytest.approx((0.2**2 + 0.3**2 + 0.6**2) / 3)
+    assert m["log_loss"] == pytest.approx(-(math.log(0.8) + math.log(0.7) + math.log(0.4)) / 3)
+    assert m["base_rate"] == {"up_share": 0.5, "brier": 0.25, "log_loss": pytest.approx(math.log(2))}
+    assert m["brier_skill"] == pytest.approx(1 - (0.49 / 3) / 0.25)
+    assert m["majority"]["direction"] == "up" and m["majority"]["accuracy"] == pytest.approx(2 / 3)
+    assert m["majority"]["brier"] == pytest.approx(1 / 3)  # always 1.0: one miss in three
+
+
+def test_probability_report_per_horizon_and_refuses_non_probabilities():
+    origin = np.full(5, 10.0)
+    future = np.array([[11, 9], [9, 11], [11, 11], [9, 9], [12, 8]], dtype=float)
+    probability = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.8], [0.1, 0.4], [0.7, 0.2]])
+    report = probability_report(origin, future, probability, np.array([0.5, 0.5]), (1, 7))
+    assert set(report) == {1, 7} and report[1]["accuracy"] == 1.0 and report[7]["accuracy"] == 1.0
+    assert report[1]["brier"] < report[1]["base_rate"]["brier"]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        probability_metrics(origin, future[:, 0], probability[:, 0] + 1.0, 0.5, 1)
