@@ -931,11 +931,16 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
     api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="ATB_API_KEY", help="Required in the X-API-Key header of every route but /health.")] = None,
     forecast_log: Annotated[Optional[str], typer.Option("--forecast-log", help="SQLAlchemy URL of the forecast log (default: SQLite in the registry).")] = None,
+    combiner: Annotated[
+        str,
+        typer.Option("--combiner", help="How an ensemble version combines its bases: stacking (default, gated, conformal intervals), regime, or online (weights updated from the logged forecasts' realised errors)."),
+    ] = "stacking",
 ) -> None:
     """Serve forecasts over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
     import uvicorn
 
     from atb.serve.api import API_KEY_VARIABLE
+    from atb.serve.ensemble import COMBINERS
     from atb.serve.forecast_log import default_log_url
 
     root = registry_dir(registry)
@@ -945,11 +950,14 @@ def serve(
         "data": dict(pair.split("=", 1) for pair in data or []),
         "engine": engine,
         "log_url": forecast_log or default_log_url(root),
+        "combiner": combiner,
     }
 
     def check():
         if engine not in ("onnx", "torch"):
             raise ConfigError(f"--engine {engine!r} is not one of ['onnx', 'torch']")
+        if combiner not in COMBINERS:
+            raise ConfigError(f"--combiner {combiner!r} is not one of {list(COMBINERS)}")
         if any("=" not in pair for pair in data or []):
             raise ConfigError("--data: expected SYMBOL=FILE, e.g. --data ETHUSDT=ETHUSDT_1d.csv")
         if host not in ("127.0.0.1", "localhost", "::1") and not api_key:

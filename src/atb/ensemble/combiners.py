@@ -258,6 +258,47 @@ class OnlineWeights:
         combined, weights, _ = self._run(names, stacked, y_true, state)
         return combined, weights
 
+    def weights_after(self, realised: Sequence[np.ndarray]) -> np.ndarray:
+        """The weights `(M, H)` once the fitted state has absorbed the validation errors still
+        pending at its end and then, per horizon j, `realised[j]`: squared errors `(k_j, M)` of
+        later origins in the order they became known (e.g. from a log of served forecasts)."""
+        if not hasattr(self, "state_"):
+            raise RuntimeError("OnlineWeights is not fitted: call fit(...) on validation origins first")
+        horizons = self._checked_horizons(self.state_["ema"].shape[1])
+        if len(realised) != len(horizons):
+            raise ValueError(f"realised errors are given for {len(realised)} horizons, the weights have {len(horizons)}")
+        initial = FixedWeights(self.initial).weights_of(self.names_).to_numpy()
+        decay = 1.0 - 2.0 / (self.window + 1.0)
+        ema, count = self.state_["ema"].copy(), self.state_["realised"].copy()
+        weights = np.empty_like(ema)
+        for j, horizon in enumerate(horizons):
+            pending = self.state_["recent_errors"][-horizon:, :, j]
+            for errors in (*pending, *np.asarray(realised[j], dtype=float).reshape(-1, len(self.names_))):
+                if np.all(np.isfinite(errors)):
+                    ema[:, j] = decay * ema[:, j] + (1.0 - decay) * errors
+                    count[j] += 1
+            weights[:, j] = self._weights(ema[:, j], count[j], initial, decay)
+        return weights
+
+    def state_dict(self) -> dict:
+        """The fitted state and settings as JSON-ready values (`from_state_dict` restores them)."""
+        return {
+            "window": self.window, "initial": dict(self.initial or {}), "power": self.power, "horizons": [int(h) for h in self.horizons],
+            "names": list(self.names_), **{key: np.asarray(value).tolist() for key, value in self.state_.items()},
+        }
+
+    @classmethod
+    def from_state_dict(cls, values: dict) -> OnlineWeights:
+        online = cls(window=int(values["window"]), initial=values["initial"] or None, power=float(values["power"]), horizons=tuple(values["horizons"]))
+        online.names_ = list(values["names"])
+        n_models, n_horizons = len(online.names_), len(online.horizons)
+        online.state_ = {
+            "ema": np.asarray(values["ema"], dtype=float).reshape(n_models, n_horizons),
+            "realised": np.asarray(values["realised"], dtype=int).reshape(n_horizons),
+            "recent_errors": np.asarray(values["recent_errors"], dtype=float).reshape(-1, n_models, n_horizons),
+        }
+        return online
+
     def _run(
         self, names: list[str], stacked: np.ndarray, y_true: np.ndarray, state: dict
     ) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -75,13 +75,15 @@ def fit_ensemble(
     ungated stacking forecast is reported beside it as `ensemble_stacking_raw`."""
     val, test = dataset.val, dataset.test
 
-    regimes = regimes_by_split(close, dataset)
+    detector = regime_detector(close, dataset)
+    regimes = regimes_by_split(close, dataset, detector)
     test_regimes = regimes["test"]
 
     names = list(models)
     fixed = FixedWeights()
     fixed_weights = {name: float(weight) for name, weight in fixed.weights_of(names).items()}
-    regime = RegimeWeights(families={name: m.ensemble_family for name, m in models.items()})
+    families = {name: m.ensemble_family for name, m in models.items()}
+    regime = RegimeWeights(families=families, base_weights=fixed_weights)
     val_window = (val.origin_time[0], val.origin_time[-1])
     stacking = StackingMetaLearner().fit(val_preds, val.y, val.origin_time, val_window)
     online = OnlineWeights(horizons=dataset.horizons, initial=fixed_weights).fit(val_preds, val.y)
@@ -121,6 +123,8 @@ def fit_ensemble(
         residual_std=residual_std,
         mc_samples=spec.mc_samples if spec.uncertainty else 1,
         gate=gate,
+        regime={"detector": detector.to_dict(), "families": families, "tilt": regime.tilt},
+        online=online.state_dict(),
     )
     return FittedEnsemble(
         test_predictions=test_predictions,
@@ -139,9 +143,14 @@ def fit_ensemble(
     )
 
 
-def regimes_by_split(close: pd.Series, dataset: Dataset) -> dict[str, np.ndarray]:
-    """Regime label of every origin per split; thresholds fitted on the training part."""
-    labels = RegimeDetector().fit_transform(close, pd.Timestamp(dataset.train.origin_time[-1]))
+def regime_detector(close: pd.Series, dataset: Dataset) -> RegimeDetector:
+    """The regime detector with its thresholds fitted on the training part."""
+    return RegimeDetector().fit(close, pd.Timestamp(dataset.train.origin_time[-1]))
+
+
+def regimes_by_split(close: pd.Series, dataset: Dataset, detector: RegimeDetector | None = None) -> dict[str, np.ndarray]:
+    """Regime label of every origin per split; thresholds fitted on the training part (or `detector`'s)."""
+    labels = (detector or regime_detector(close, dataset)).transform(close)
     return {
         name: labels.loc[pd.DatetimeIndex(part.origin_time)].to_numpy()
         for name, part in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))

@@ -97,6 +97,29 @@ class RegimeDetector:
         labels[: self._warm_up()] = "ranging"
         return pd.Series(labels, index=close.index, name="regime", dtype=object)
 
+    def to_dict(self) -> dict:
+        """Settings and fitted thresholds as JSON-ready values (`from_dict` restores them)."""
+        if not hasattr(self, "volatility_threshold_"):
+            raise RuntimeError("RegimeDetector is not fitted: call fit(close, train_end) first")
+        return {
+            "window": self.window, "vol_window": self.vol_window, "trend_quantile": self.trend_quantile,
+            "reversion_quantile": self.reversion_quantile, "volatility_quantile": self.volatility_quantile,
+            "efficiency_threshold": self.efficiency_threshold_, "autocorr_threshold": self.autocorr_threshold_,
+            "volatility_threshold": self.volatility_threshold_, "train_end": str(self.train_end_),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RegimeDetector:
+        detector = cls(
+            window=int(values["window"]), vol_window=int(values["vol_window"]), trend_quantile=float(values["trend_quantile"]),
+            reversion_quantile=float(values["reversion_quantile"]), volatility_quantile=float(values["volatility_quantile"]),
+        )
+        detector.efficiency_threshold_ = float(values["efficiency_threshold"])
+        detector.autocorr_threshold_ = float(values["autocorr_threshold"])
+        detector.volatility_threshold_ = float(values["volatility_threshold"])
+        detector.train_end_ = pd.Timestamp(values["train_end"])
+        return detector
+
     def fit_transform(self, close: pd.Series, train_end) -> pd.Series:
         return self.fit(close, train_end).transform(close)
 

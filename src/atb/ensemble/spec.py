@@ -4,7 +4,9 @@ It holds references to the base versions, the stacking meta-learner (per
 horizon: intercept and one coefficient per base), the skill gate in front of
 the stacked forecast, split-conformal half-widths per level and horizon
 (calibrated on cross-fitted, gated validation predictions), the fixed weights
-and the per-horizon residual std of bases without MC dropout.
+and the per-horizon residual std of bases without MC dropout; for the other combiners a
+service may use instead (`atb serve --combiner regime|online`), the regime detector fitted on
+the training part with each base's family, and the online weights' state after validation.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class EnsembleSpec:
     residual_std: dict[str, list[float]]  # base without MC dropout -> per-horizon validation residual std
     mc_samples: int
     gate: SkillGate | None = None  # in front of the stacked forecast (None: versions written before the gate)
+    regime: dict | None = None  # {"detector": RegimeDetector.to_dict(), "families": base -> family, "tilt"}
+    online: dict | None = None  # OnlineWeights.state_dict() after the validation part
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(
@@ -48,6 +52,8 @@ class EnsembleSpec:
                 "residual_std": self.residual_std,
                 "mc_samples": self.mc_samples,
                 **({"gate": self.gate.to_dict()} if self.gate else {}),
+                **({"regime": self.regime} if self.regime else {}),
+                **({"online": self.online} if self.online else {}),
             },
         )
 
@@ -66,6 +72,8 @@ class EnsembleSpec:
                 residual_std=dict(raw["residual_std"]),
                 mc_samples=int(raw["mc_samples"]),
                 gate=SkillGate.from_dict(raw["gate"]) if raw.get("gate") else None,
+                regime=raw.get("regime"),
+                online=raw.get("online"),
             )
         except FileNotFoundError:
             raise FileNotFoundError(f"{path} is missing: the ensemble version is incomplete") from None

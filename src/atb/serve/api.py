@@ -190,5 +190,6 @@ def app_from_environment() -> FastAPI:
         engine=environment.get("engine", "onnx"),
         data={symbol: Path(path) for symbol, path in (environment.get("data") or {}).items()},
         log=log,
+        combiner=environment.get("combiner", "stacking"),
     )
     return create_app(service, api_key=os.environ.get(API_KEY_VARIABLE), poll_seconds=environment.get("poll_seconds", 1.0))

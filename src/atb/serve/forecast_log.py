@@ -26,6 +26,7 @@ FORECASTS = sa.Table(
     sa.Column("horizons", sa.Text, nullable=False),  # JSON list of bars
     sa.Column("forecast", sa.Text, nullable=False),  # JSON list of prices, one per horizon
     sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("bases", sa.Text, nullable=True),  # an ensemble's base forecasts: JSON {base: [log return per horizon]}
 )
 
 
@@ -45,6 +46,9 @@ class ForecastLog:
             with self.engine.begin() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         METADATA.create_all(self.engine)
+        if "bases" not in {column["name"] for column in sa.inspect(self.engine).get_columns("forecasts")}:  # a log written before
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE forecasts ADD COLUMN bases TEXT")
 
     def append(self, request_id: str, symbol: str, input_hash: str, answers: list[tuple[str, bool, dict]]) -> None:
         """One row per arm that forecast: (arm, returned to the client, forecast dict)."""
@@ -55,18 +59,22 @@ class ForecastLog:
                 "returned": returned, "origin_time": forecast["origin_time"], "origin_close": forecast["origin_close"],
                 "horizons": json.dumps([row["horizon"] for row in forecast["horizons"]]),
                 "forecast": json.dumps([row["forecast"] for row in forecast["horizons"]]), "input_hash": input_hash,
+                "bases": json.dumps(forecast["bases"]) if "bases" in forecast else None,
             }
             for arm, returned, forecast in answers
         ]
         with self.engine.begin() as connection:
             connection.execute(FORECASTS.insert(), rows)
 
-    def rows(self, symbol: str | None = None) -> list[dict]:
+    def rows(self, symbol: str | None = None, version: str | None = None) -> list[dict]:
         query = FORECASTS.select().order_by(FORECASTS.c.id)
         if symbol is not None:
             query = query.where(FORECASTS.c.symbol == symbol)
+        if version is not None:
+            query = query.where(FORECASTS.c.version == version)
         with self.engine.connect() as connection:
             return [
-                {**row._asdict(), "horizons": json.loads(row.horizons), "forecast": json.loads(row.forecast)}
+                {**row._asdict(), "horizons": json.loads(row.horizons), "forecast": json.loads(row.forecast),
+                 "bases": json.loads(row.bases) if row.bases else None}
                 for row in connection.execute(query)
             ]

@@ -24,7 +24,7 @@ from atb.data import Candles, load_candles
 from atb.data.sources import SAMPLE_SYMBOLS, parse_timestamps
 from atb.data.validate import validate_ohlcv
 from atb.registry import ModelRegistry, RegistryError
-from atb.serve.ensemble import EnsemblePredictor
+from atb.serve.ensemble import COMBINERS, EnsemblePredictor
 from atb.serve.forecast_log import ForecastLog
 from atb.serve.loader import resolve_version
 from atb.serve.monitor import monitor
@@ -62,9 +62,13 @@ class ForecastService:
         data: dict[str, Path] | None = None,
         log: ForecastLog | None = None,
         on_load: Callable[[str, str], None] | None = None,
+        combiner: str = "stacking",
     ) -> None:
+        if combiner not in COMBINERS:
+            raise ValueError(f"combiner {combiner!r} is not one of {list(COMBINERS)}")
         self.registry = ModelRegistry(Path(registry_dir))
         self.engine = engine
+        self.combiner = combiner
         self.log = log
         self.on_load = on_load or (lambda symbol, ref: None)
         self.symbols = symbols or [s for s in self.registry.symbols() if self.registry.list_versions(s)]
@@ -209,7 +213,8 @@ class ForecastService:
         """A verified version, ONNX Runtime in front of a neural single model when the engine is onnx."""
         version = self.registry.get_ref(ref)
         if version.metadata.get("kind") == "ensemble":
-            served: Served = EnsemblePredictor.from_version(version, self.registry)
+            logged = (lambda: self.log.rows(version.symbol, version.ref)) if self.log is not None else None
+            served: Served = EnsemblePredictor.from_version(version, self.registry, self.combiner, logged)
         else:
             served = Predictor.from_directory(version.path, name=version.ref)
             if served.transform.target.is_direction:

@@ -174,3 +174,21 @@ def test_online_skips_unrealised_targets_and_checks_horizons():
     assert np.all(np.isfinite(combined)) and np.all(np.isfinite(weights))
     with pytest.raises(ValueError, match="must list 3 positive horizons"):
         OnlineWeights(horizons=(1, 7)).combine(predictions, y)
+
+
+def test_online_weights_after_logged_errors_match_the_recursion():
+    """From the validation state, absorbing the test errors realised by origin i gives the weights
+    `combine` used at i (once the pending validation errors are all due, i >= max horizon)."""
+    names = ["enhanced_lstm", "transformer", "lightgbm"]
+    val_predictions, y_val = _base_predictions(80, {"enhanced_lstm": 0.01, "transformer": 0.03, "lightgbm": 0.02}, seed=1)
+    test_predictions, y_test = _base_predictions(60, {"enhanced_lstm": 0.03, "transformer": 0.01, "lightgbm": 0.02}, seed=2)
+    online = OnlineWeights(window=10, horizons=HORIZONS).fit(val_predictions, y_val)
+    restored = OnlineWeights.from_state_dict(online.state_dict())
+    _, used = online.combine(test_predictions, y_test)
+    errors = (np.stack([test_predictions[name] for name in names], axis=1) - y_test[:, None, :]) ** 2
+    for i in (30, 45, 59):
+        realised = [errors[: max(i - h + 1, 0), :, j] for j, h in enumerate(HORIZONS)]
+        np.testing.assert_allclose(restored.weights_after(realised), used[i], rtol=1e-12)
+    assert not np.allclose(restored.weights_after([errors[:0, :, j] for j in range(3)]), used[59])  # the log moved them
+    with pytest.raises(RuntimeError, match="not fitted"):
+        OnlineWeights(horizons=HORIZONS).weights_after([errors[:0, :, j] for j in range(3)])

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,3 +85,11 @@ def test_clear_errors():
         RegimeDetector().transform(close)
     with pytest.raises(ValueError, match="window must be an integer"):
         RegimeDetector(window=1).features(close)
+
+
+def test_detector_round_trips_through_its_dict():
+    rng = np.random.default_rng(3)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.02, 400))), index=pd.date_range("2020-01-01", periods=400, freq="D", tz="UTC"))
+    fitted = RegimeDetector().fit(close, close.index[250])
+    restored = RegimeDetector.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    pd.testing.assert_series_equal(restored.transform(close), fitted.transform(close))

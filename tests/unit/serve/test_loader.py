@@ -41,3 +41,15 @@ def test_an_ensemble_refuses_a_missing_base(registry):
     shutil.rmtree(registry / "BTCUSDT" / "lightgbm" / "v0001")
     with pytest.raises(RegistryError, match=r"BTCUSDT: no version 'v0001' of lightgbm"):
         load_version(registry, "BTCUSDT")
+
+
+def test_an_ensemble_stored_before_the_other_combiners_is_served_with_stacking_only(registry):
+    from atb.serve.service import ForecastService
+
+    for combiner in ("regime", "online"):
+        with pytest.raises(ValueError, match=f"stored before the {combiner} combiner was kept with it"):
+            ForecastService(registry, ["BTCUSDT"], engine="torch", combiner=combiner)
+    with pytest.raises(ValueError, match="combiner 'median' is not one of"):
+        ForecastService(registry, ["BTCUSDT"], combiner="median")
+    (forecast,) = ForecastService(registry, ["BTCUSDT"], engine="torch").forecast("BTCUSDT")
+    assert forecast["combiner"] == "stacking" and "weights" not in forecast

@@ -70,3 +70,24 @@ def test_the_report_scores_both_arms_on_the_same_realised_requests(registry, tmp
     result = runner.invoke(app, ["models", "rollout", "BTCUSDT", "--report", "--forecast-log", f"sqlite:///{tmp_path / 'log.db'}"])
     assert result.exit_code == 0, result.output
     assert "BTCUSDT/lstm/v0001" in result.output and "challenger" in result.output
+
+
+def test_a_log_written_before_base_forecasts_were_kept_gains_the_column(tmp_path):
+    import sqlite3
+
+    from atb.serve.forecast_log import ForecastLog
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE forecasts (id INTEGER PRIMARY KEY, request_id VARCHAR(64) NOT NULL, logged_at FLOAT NOT NULL, symbol VARCHAR(64) NOT NULL, "
+            "version VARCHAR(200) NOT NULL, arm VARCHAR(16) NOT NULL, returned BOOLEAN NOT NULL, origin_time VARCHAR(40) NOT NULL, "
+            "origin_close FLOAT NOT NULL, horizons TEXT NOT NULL, forecast TEXT NOT NULL, input_hash VARCHAR(64) NOT NULL)"
+        )
+        connection.execute("INSERT INTO forecasts VALUES (1, 'r0', 0, 'BTCUSDT', 'BTCUSDT/lstm/v0001', 'champion', 1, '2024-01-01', 1.0, '[1]', '[1.1]', 'h')")
+    log = ForecastLog(f"sqlite:///{path}")
+    forecast = {"model": "BTCUSDT/ensemble/v0001", "origin_time": "2024-01-02", "origin_close": 1.0,
+                "horizons": [{"horizon": 1, "forecast": 1.2}], "bases": {"lstm": [0.1]}}
+    log.append("r1", "BTCUSDT", "h", [("champion", True, forecast)])
+    old, new = log.rows("BTCUSDT")
+    assert old["request_id"] == "r0" and old["bases"] is None and new["bases"] == {"lstm": [0.1]}
