@@ -33,6 +33,7 @@ def test_version_directory_is_complete(trained):
     _, version, output, _ = trained
     for name in ("metadata.json", "transform.json", "features.json", "gate.json", "training_report.json", "model/params.json", "model/weights.safetensors"):
         assert (version / name).is_file(), name
+    assert png_ok(version / "plots" / "shap_summary.png")  # integrated gradients for a network
     assert "Test metrics" in output and "naive" in output and "drift" in output
     assert "Validation skill" in output and "lstm_raw" in output
 

@@ -15,8 +15,10 @@ import pandas as pd
 from atb.dataset import Dataset, Split
 from atb.ensemble.fit import FittedEnsemble
 from atb.evaluation import plots
-from atb.evaluation.importance import shap_explanation
+from atb.evaluation.importance import attribution_explanation, evenly_spaced
 from atb.models import ForecastModel
+
+ATTRIBUTION_WINDOWS = 128  # validation windows explained in shap_summary, evenly spaced in time
 
 
 class PlotWriter:
@@ -64,12 +66,13 @@ def write_model_plots(
     else:
         writer.skip("attention_heatmap", f"{model.model_type} has no attention")
     writer.save("feature_importance", lambda p: plots.plot_feature_importance(importance, p))
-    shap = shap_explanation(model, dataset.val.X)
-    if shap is None:
-        writer.skip("shap_summary", f"{model.model_type} has no SHAP values (its permutation importance is in feature_importance)")
+    windows = dataset.val.X[evenly_spaced(len(dataset.val), ATTRIBUTION_WINDOWS)]
+    explanation = attribution_explanation(model, windows)
+    if explanation is None:
+        writer.skip("shap_summary", f"{model.model_type} has no per-forecast attributions (its permutation importance is in feature_importance)")
     else:
         names, horizons = dataset.transform.feature_names, dataset.horizons
-        writer.save("shap_summary", lambda p: plots.plot_shap_summary(shap, dataset.val.X[:, -1, :], names, horizons, p))
+        writer.save("shap_summary", lambda p: plots.plot_shap_summary(*explanation, windows[:, -1, :], names, horizons, p))
     if learning:
         writer.save("learning_curve", lambda p: plots.plot_learning_curve(learning, dataset.horizons, p))
     else:

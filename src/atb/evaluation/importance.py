@@ -30,9 +30,8 @@ def permutation_importance(
     """
     if X.shape[2] != len(feature_names):
         raise ValueError(f"X has {X.shape[2]} features but {len(feature_names)} names were given")
-    if len(X) > max_samples:
-        keep = np.linspace(0, len(X) - 1, max_samples).round().astype(int)
-        X, y = X[keep], y[keep]
+    keep = evenly_spaced(len(X), max_samples)
+    X, y = X[keep], y[keep]
     rng = np.random.default_rng(seed)
     baseline = float(np.mean((predict(X) - y) ** 2))
     order = rng.permutation(len(X))
@@ -52,11 +51,19 @@ def feature_importance(model: ForecastModel, dataset: Dataset, seed: int) -> pd.
     return permutation_importance(model.predict, dataset.val.X, dataset.val.y, names, seed=seed)
 
 
-def shap_explanation(model: object, X: np.ndarray) -> np.ndarray | None:
-    """SHAP values `(n, H, n_features + 1)` (last column: the expected value) of a model that
-    computes them (LightGBM), averaged over the members of a seed ensemble as its forecast is;
-    None for a model without them."""
+def attribution_explanation(model: object, X: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Per-forecast attributions `(n, H, n_features + 1)` (last column: the reference value;
+    each row sums to the forecast) of a model that computes them, averaged over the members of a
+    seed ensemble as its forecast is, with the method's name; None for a model without them."""
     members = getattr(model, "members", [model])
-    if not all(hasattr(member, "shap_values") for member in members):
+    methods = {getattr(member, "attribution_method", None) for member in members}
+    if len(methods) != 1 or None in methods:
         return None
-    return np.mean([member.shap_values(X) for member in members], axis=0)
+    return np.mean([member.attributions(X) for member in members], axis=0), methods.pop()
+
+
+def evenly_spaced(n: int, at_most: int) -> np.ndarray:
+    """Positions of at most `at_most` of `n` windows, evenly spaced in time (all of them when fewer)."""
+    if n <= at_most:
+        return np.arange(n)
+    return np.linspace(0, n - 1, at_most).round().astype(int)

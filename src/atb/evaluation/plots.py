@@ -383,10 +383,11 @@ def plot_base_forecasts(
 
 
 def plot_shap_summary(
-    values: np.ndarray, inputs: np.ndarray, feature_names: Sequence[str], horizons: Sequence[int], path: str | Path, top: int = 12
+    values: np.ndarray, method: str, inputs: np.ndarray, feature_names: Sequence[str], horizons: Sequence[int], path: str | Path, top: int = 12
 ) -> Path:
-    """One panel per horizon: each sample's SHAP value `values[:, j, :-1]` for the `top` features
-    with the largest mean |SHAP|, coloured by the feature's (scaled) value at the origin `inputs`."""
+    """One panel per horizon: each sample's attribution `values[:, j, :-1]` (by `method`: TreeSHAP,
+    integrated gradients) for the `top` features with the largest mean |value|, coloured by the
+    feature's (scaled) value at the origin `inputs`; `values[:, j, -1]` is the reference value."""
     fig = Figure(figsize=(6 * len(horizons), 0.45 * top + 2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(horizons)))
     rng = np.random.default_rng(0)
@@ -400,9 +401,11 @@ def plot_shap_summary(
                        cmap="coolwarm", s=6, alpha=0.7)
         ax.set_yticks(range(len(order)), [feature_names[k] for k in order])
         ax.axvline(0.0, color="grey", lw=0.8)
-        ax.set(title=f"h={horizon}: SHAP values (expected {values[0, j, -1]:+.4f})", xlabel="contribution to the forecast (target space)")
+        reference = "expected value" if method == "TreeSHAP" else "forecast at the median window"
+        ax.set(title=f"h={horizon} ({reference} {values[0, j, -1]:+.4f})", xlabel="contribution to the forecast (target space)")
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("TreeSHAP of the raw model (before the skill gate) on the validation windows; colour: the feature's scaled value at the origin (blue low, red high)")
+    fig.suptitle(f"{method[0].upper()}{method[1:]} of the raw model (before the skill gate) on validation windows; "
+                 "colour: the feature's scaled value at the origin (blue low, red high)")
     return _save(fig, path)
 
 

@@ -74,6 +74,8 @@ class ForecastModel(ABC):
     onnx_exportable: ClassVar[bool] = False
     has_feature_importance: ClassVar[bool] = False
     supports_direction: ClassVar[bool] = False
+    # How `attributions` explains single forecasts (None: it does not).
+    attribution_method: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -117,6 +119,11 @@ class ForecastModel(ABC):
         """Attention mass per timestep of the window `(n, lookback)`."""
         self.require_capability("has_attention")
         raise NotImplementedError
+
+    def attributions(self, X: np.ndarray) -> np.ndarray:
+        """Per window, horizon and feature (summed over lags) the contribution to the forecast,
+        and last a reference value: `(n, H, n_features + 1)`, each row summing to the forecast."""
+        raise CapabilityError(f"model type {self.model_type!r} has no per-forecast attributions")
 
     def feature_importance(self, feature_names: list[str]) -> pd.Series:
         """Importance per input column "feature@t-k", sorted descending."""

@@ -54,6 +54,7 @@ class LightGBMModel(ForecastModel):
     ensemble_family = "trees"
     has_feature_importance = True
     supports_direction = True
+    attribution_method = "TreeSHAP"
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -121,12 +122,12 @@ class LightGBMModel(ForecastModel):
             for booster, best in zip(self.boosters_, self.best_iterations_)
         ]).astype(np.float64, copy=False)
 
-    def shap_values(self, X: np.ndarray) -> np.ndarray:
+    def attributions(self, X: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP contributions (LightGBM's own `pred_contrib`), summed over each feature's
         lags: `(n, H, n_features + 1)`, the last column the expected value, each row summing to
         the prediction (for task "direction", to its log-odds)."""
         self.check_fitted()
-        rows = flatten(self.check_windows(X, "shap_values"))
+        rows = flatten(self.check_windows(X, "attributions"))
         lookback, n_features = self.input_shape
         out = []
         for booster, best in zip(self.boosters_, self.best_iterations_):

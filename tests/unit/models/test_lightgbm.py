@@ -92,12 +92,12 @@ def test_same_seed_same_model():
 
 
 def test_shap_values_sum_to_the_prediction_and_find_the_driver(fitted, tmp_path):
-    from atb.evaluation.importance import shap_explanation
+    from atb.evaluation.importance import attribution_explanation
     from atb.evaluation.plots import plot_shap_summary
     from atb.models.seeds import SeedAverage
 
     X = make_split(50, 7).X
-    values = fitted.shap_values(X)
+    values = fitted.attributions(X)
     assert values.shape == (50, len(HORIZONS), len(FEATURES) + 1)
     np.testing.assert_allclose(values.sum(axis=2), fitted.predict(X), rtol=1e-6, atol=1e-9)  # contributions + expected = prediction
     assert np.all(values[:, :, -1] == values[0, :, -1])  # the expected value is one number per horizon
@@ -105,7 +105,9 @@ def test_shap_values_sum_to_the_prediction_and_find_the_driver(fitted, tmp_path)
     other = create_model("lightgbm", (LOOKBACK, len(FEATURES)), HORIZONS, "lightweight")
     other.fit(make_split(400, 2), make_split(100, 3), FitSettings(n_jobs=1, seed=1))
     pair = SeedAverage([fitted, other], [0, 1])
-    np.testing.assert_allclose(shap_explanation(pair, X).sum(axis=2), pair.predict(X), rtol=1e-6, atol=1e-9)
-    assert shap_explanation(create_model("drift", (LOOKBACK, len(FEATURES)), HORIZONS), X) is None
-    path = plot_shap_summary(values, X[:, -1, :], FEATURES, HORIZONS, tmp_path / "shap.png")
+    averaged, method = attribution_explanation(pair, X)
+    assert method == "TreeSHAP"
+    np.testing.assert_allclose(averaged.sum(axis=2), pair.predict(X), rtol=1e-6, atol=1e-9)
+    assert attribution_explanation(create_model("drift", (LOOKBACK, len(FEATURES)), HORIZONS), X) is None
+    path = plot_shap_summary(values, method, X[:, -1, :], FEATURES, HORIZONS, tmp_path / "shap.png")
     assert path.stat().st_size > 10_000
