@@ -773,7 +773,9 @@ def models_show(
     console.print(f"[bold]{version.symbol}/{version.model_type}/{version.version}[/] stage={version.stage} path={version.path}")
     metadata = {k: v for k, v in version.metadata.items() if k not in ("metrics", "files")}
     console.print_json(json.dumps(metadata, default=str))
-    if version.metadata.get("metrics"):
+    if version.metadata.get("target") == "direction":
+        console.print(direction_view(version.metadata["metrics"], "Test: P(up) beside the training base rate and the majority direction"))
+    elif version.metadata.get("metrics"):
         console.print(metrics_view(version.metadata["metrics"], "Test metrics"))
 
 
@@ -792,22 +794,12 @@ def models_compare(
     if as_json:
         console.print_json(json.dumps({"versions": rows, "dm": matrices} if dm else rows, default=str))
         return
-    horizons = sorted({int(key.split(".")[1][1:]) for row in rows for key in row if key.count(".") == 2 and key.endswith(".rmse_ratio")})
-    table = Table(title=f"{symbol}: versions compared (RMSE/naive of the served forecast, below 1 beats naive; DM p vs naive)")
-    for column in ("model", "variant", "version", "stage", "fit s"):
-        table.add_column(column, justify="right" if column == "fit s" else "left")
-    for h in horizons:
-        for column in (f"h={h}", "p", "val"):
-            table.add_column(column, justify="right")
-    for row in rows:
-        name = "ensemble_stacking" if row["model_type"] == "ensemble" else row["model_type"]
-        cells = []
-        for h in horizons:
-            cells += [_fmt(row.get(f"{name}.h{h}.rmse_ratio", math.nan), 3), _fmt(row.get(f"{name}.h{h}.dm_pvalue", math.nan), 2),
-                      _fmt(row.get(f"val.{name}.h{h}.rmse_ratio", math.nan), 3)]
-        fit = row["fit_seconds"]
-        table.add_row(row["model_type"], row["variant"] or "–", row["version"], row["stage"] or "", "–" if fit is None else f"{fit:.0f}", *cells)
-    console.print(table)
+    direction = [row for row in rows if row["target"] == "direction"]
+    rows = [row for row in rows if row["target"] != "direction"]
+    if rows:
+        console.print(price_comparison(symbol, rows))
+    if direction:
+        console.print(direction_comparison(symbol, direction))
     for line in (matrices or {}).get("skipped", []):
         warn(console, line)
     for h, matrix in (matrices or {}).get("p_values", {}).items():
@@ -820,6 +812,37 @@ def models_compare(
         console.print(view)
 
 
+def comparison_table(title: str, rows: list[dict], cells: dict[str, str]) -> Table:
+    """One row per version; per horizon the columns `cells` (title -> "{name}.h{h}.key", val. prefix allowed)."""
+    horizons = sorted({int(key.split(".")[1][1:]) for row in rows for key in row if key.count(".") == 2 and key.split(".")[1][1:].isdigit()})
+    table = Table(title=title)
+    for column in ("model", "variant", "version", "stage", "fit s"):
+        table.add_column(column, justify="right" if column == "fit s" else "left")
+    for h in horizons:
+        for column in cells:
+            table.add_column(column.format(h=h), justify="right")
+    for row in rows:
+        name = "ensemble_stacking" if row["model_type"] == "ensemble" else row["model_type"]
+        values = [_fmt(row.get(key.format(name=name, h=h), math.nan), 2 if key.endswith("pvalue") else 3) for h in horizons for key in cells.values()]
+        fit = row["fit_seconds"]
+        table.add_row(row["model_type"], row["variant"] or "–", row["version"], row["stage"] or "", "–" if fit is None else f"{fit:.0f}", *values)
+    return table
+
+
+def price_comparison(symbol: str, rows: list[dict]) -> Table:
+    return comparison_table(
+        f"{symbol}: versions compared (RMSE/naive of the served forecast, below 1 beats naive; DM p vs naive)", rows,
+        {"h={h}": "{name}.h{h}.rmse_ratio", "p": "{name}.h{h}.dm_pvalue", "val": "val.{name}.h{h}.rmse_ratio"},
+    )
+
+
+def direction_comparison(symbol: str, rows: list[dict]) -> Table:
+    return comparison_table(
+        f"{symbol}: direction versions (Brier skill over the training base rate, above 0 has skill; accuracy)", rows,
+        {"h={h}": "{name}.h{h}.brier_skill", "acc": "{name}.h{h}.accuracy", "val": "val.{name}.h{h}.brier_skill"},
+    )
+
+
 def version_dm_matrices(store, symbol: str) -> dict:
     """Pairwise DM p-values per horizon between the latest version of each type (those with saved predictions)."""
     from atb.evaluation.comparison import pairwise_dm, saved_forecast_errors
@@ -827,9 +850,11 @@ def version_dm_matrices(store, symbol: str) -> dict:
 
     latest = {v.model_type: v for v in store.list_versions(symbol)}.values()
     saved = [(v.ref, v.path / PREDICTIONS_FILE) for v in latest]
-    paths = {ref.split("/", 1)[1]: path for ref, path in saved if path.is_file()}
+    direction = [v.ref for v in latest if v.metadata.get("target") == "direction"]
+    paths = {ref.split("/", 1)[1]: path for ref, path in saved if path.is_file() and ref not in direction}
     skipped = [f"{ref}: no saved predictions (trained before they were saved); left out of the DM matrix"
                for ref, path in saved if not path.is_file()]
+    skipped += [f"{ref}: a direction model (probabilities, not prices); left out of the DM matrix" for ref in direction]
     if len(paths) < 2:
         return {"skipped": skipped + [f"fewer than two versions of {symbol} have saved predictions; no DM matrix"], "p_values": {}}
     errors, origins = saved_forecast_errors(paths)

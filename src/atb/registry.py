@@ -231,7 +231,8 @@ class ModelRegistry:
         """One row per version (all of `symbol`, or the (model_type, version) pairs in `refs`).
 
         A row holds model_type, version, stage, created_at, variant (an ensemble's
-        method), fit_seconds (None where not recorded), the flattened
+        method), target (its kind: log_return, price or direction), fit_seconds (None
+        where not recorded), the flattened
         `metadata["metrics"]` (e.g. `lstm.h7.rmse_ratio`) and the flattened
         `metadata["validation_metrics"]` with a `val.` prefix.
         """
@@ -247,6 +248,7 @@ class ModelRegistry:
                 "stage": m.stage,
                 "created_at": m.created_at,
                 "variant": m.metadata.get("variant") or m.metadata.get("method"),
+                "target": m.metadata.get("target", "log_return"),
                 "fit_seconds": m.metadata.get("fit_seconds"),
                 **flatten_metrics(m.metadata.get("metrics", {})),
                 **flatten_metrics({"val": m.metadata.get("validation_metrics", {})}),

@@ -78,6 +78,16 @@ def test_predict_gives_probabilities_and_the_service_refuses_the_version(trained
         ForecastService(root / "models", ["BTCUSDT"], engine="torch")
 
 
+def test_models_compare_and_show_read_direction_versions(trained, monkeypatch):
+    root, _, _, _ = trained
+    monkeypatch.chdir(root)
+    compared = runner.invoke(app, ["models", "compare", "BTCUSDT", "--dm"], env={"COLUMNS": "140"})
+    assert compared.exit_code == 0, compared.output
+    assert "direction versions (Brier skill" in compared.output and "left out of the DM matrix" in compared.output
+    shown = runner.invoke(app, ["models", "show", "BTCUSDT", "lightgbm"])
+    assert shown.exit_code == 0 and "base rate" in shown.output, shown.output
+
+
 def test_direction_is_refused_where_it_does_not_apply(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cases = {
