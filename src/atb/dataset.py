@@ -5,7 +5,8 @@ Order of operations (each fitted piece sees only the training origins):
    future close known; split chronologically (train/val/test);
 2. top-K feature selection by |correlation| on training rows only;
 3. RobustScaler fitted on training rows only;
-4. sliding windows `(n, lookback, K)` ending at each origin, targets `(n, H)`.
+4. windows `(n, lookback, K)` ending at each origin (a WindowArray over the one scaled
+   matrix: built per batch, never all at once), targets `(n, H)`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sklearn.preprocessing import RobustScaler
 
 from atb.config import DatasetSpec
 from atb.io import atomic_write_json
-from atb.windows import Windows
+from atb.windows import WindowArray, Windows, concatenate_windows
 
 SCALED_CLIP = 10.0  # fixed bound on scaled features (not fitted): tames heavy tails
 
@@ -87,11 +88,14 @@ class Split(Windows):
     @classmethod
     def concatenate(cls, *parts: Split) -> Split:
         """The parts' origins one after another (e.g. training then validation)."""
-        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "y", "origin_time", "origin_close", "future_close")})
+        return cls(
+            X=concatenate_windows([p.X for p in parts]),
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("y", "origin_time", "origin_close", "future_close")},
+        )
 
     def subset(self, index: np.ndarray | slice) -> Split:
         return Split(
-            X=self.X[index],
+            X=self.X.take(index) if isinstance(self.X, WindowArray) else self.X[index],
             y=self.y[index],
             origin_time=self.origin_time[index],
             origin_close=self.origin_close[index],
@@ -153,10 +157,9 @@ class FeatureTransform:
             origins = np.arange(self.lookback - 1, len(features) - max(self.target.horizons))
             complete = np.convolve(finite, np.ones(self.lookback), mode="full")[: len(finite)] == self.lookback
             origins = origins[complete[origins]]
-        window_view = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)  # (rows, K, lookback)
         future = np.stack([close_values[origins + h] for h in self.target.horizons], axis=1)
         return Split(
-            X=np.ascontiguousarray(window_view[origins - self.lookback + 1].transpose(0, 2, 1)),
+            X=WindowArray(scaled, origins, self.lookback),
             y=self.target.from_prices(close_values[origins], future).astype(np.float32),
             origin_time=features.index[origins].to_numpy(),
             origin_close=close_values[origins],

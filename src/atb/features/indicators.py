@@ -72,13 +72,16 @@ def compute_features(
     if bar_duration <= pd.Timedelta(0):
         raise ValueError(f"bar_duration must be positive, got {bar_duration}")
     bars = Bars.from_frame(ohlcv, bar_duration)
-    frames = []
+    names, blocks = [], []  # one float64 block per category, joined once: the matrix is copied once, not per step
     for category, module in _CATEGORY_MODULES.items():
         columns = module.features(bars)
-        frames.append(pd.DataFrame({prefixed(category, name): values for name, values in columns.items()}))
+        names += [prefixed(category, name) for name in columns]
+        blocks.append(np.column_stack([np.asarray(values, dtype=np.float64) for values in columns.values()]))
     if funding is not None:
-        frames.append(funding_features(funding, ohlcv.index, bar_duration))
-    features = pd.concat(frames, axis=1).astype("float64")
+        exogenous = funding_features(funding, ohlcv.index, bar_duration)
+        names += list(exogenous.columns)
+        blocks.append(exogenous.to_numpy(dtype=np.float64))
+    features = pd.DataFrame(np.concatenate(blocks, axis=1), index=ohlcv.index, columns=names)
     logger.debug("computed %d features on %d bars", features.shape[1], features.shape[0])
     return features
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.exceptions import NotFittedError
 
 from atb.io import atomic_write_json
-from atb.windows import Windows
+from atb.windows import WindowArray, Windows
 
 if TYPE_CHECKING:
     from atb.models.trainer import FitSettings
@@ -199,7 +199,8 @@ class ForecastModel(ABC):
             )
         if len(windows) == 0:
             raise ValueError(f"{self.model_type}.fit: {name} split is empty")
-        if not (np.isfinite(windows.X).all() and np.isfinite(windows.y).all()):
+        finite_x = windows.X.all_finite() if isinstance(windows.X, WindowArray) else np.isfinite(windows.X).all()
+        if not (finite_x and np.isfinite(windows.y).all()):
             raise ValueError(f"{self.model_type}.fit: {name} holds NaN or infinite values")
 
     # ------------------------------------------------------------------ persistence
@@ -252,10 +253,11 @@ def check_choice(what: str, value: str, valid: dict | tuple | list) -> None:
         raise ValueError(f"unknown {what} {value!r}; valid: {sorted(valid)}")
 
 
-def check_windows(X: np.ndarray, input_shape: tuple[int, ...], where: str) -> np.ndarray:
+def check_windows(X: np.ndarray | WindowArray, input_shape: tuple[int, ...], where: str) -> np.ndarray | WindowArray:
     """`X` as a float32 array `(n, lookback, n_features)` matching `input_shape`
-    (any window shape when `input_shape` is empty, i.e. unknown)."""
-    X = np.asarray(X, dtype=np.float32)
+    (any window shape when `input_shape` is empty, i.e. unknown); a WindowArray stays lazy."""
+    if not isinstance(X, WindowArray):
+        X = np.asarray(X, dtype=np.float32)
     if X.ndim != 3 or (input_shape and X.shape[1:] != tuple(input_shape)):
         expected = ", ".join(str(v) for v in input_shape or ("lookback", "n_features"))
         raise ValueError(f"{where}: windows must have shape (n, {expected}), got {X.shape}")

@@ -22,12 +22,13 @@ import pandas as pd
 from atb.io import atomic_write_text
 from atb.models.base import LAG_SEPARATOR, ForecastModel, ModelFileError, mae_history_row
 from atb.models.trainer import FitSettings
-from atb.windows import Windows
+from atb.windows import WindowArray, Windows
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_JOBS = 2
 SINGLE_THREAD_ROWS = 256  # predictions on fewer rows run on one thread (no OpenMP start-up)
+ROWS_PER_CHUNK = 8192  # flattened rows built at once from a WindowArray (fit and predict)
 
 _COMMON = {
     "feature_fraction": 0.85,
@@ -88,8 +89,8 @@ class LightGBMModel(ForecastModel):
         self.n_jobs_ = settings.n_jobs or DEFAULT_N_JOBS
         params = _booster_params(hp, settings.seed, self.n_jobs_, self.task)
         y_train, y_val = _label_columns(train.y), _label_columns(val.y)
-        train_set = lgb.Dataset(flatten(train.X), y_train[0], params=params, free_raw_data=False).construct()
-        val_set = lgb.Dataset(flatten(val.X), y_val[0], reference=train_set, params=params, free_raw_data=False).construct()
+        train_set = lgb.Dataset(flat_rows(train.X), y_train[0], params=params, free_raw_data=False).construct()
+        val_set = lgb.Dataset(flat_rows(val.X), y_val[0], reference=train_set, params=params, free_raw_data=False).construct()
         started = time.perf_counter()
         self.boosters_, self.best_iterations_, curves = [], [], []
         for j, horizon in enumerate(self.horizons):
@@ -115,11 +116,15 @@ class LightGBMModel(ForecastModel):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self.check_fitted()
-        rows = flatten(self.check_windows(X, "predict"))
-        threads = 1 if len(rows) < SINGLE_THREAD_ROWS else self.n_jobs_
-        return np.column_stack([
-            booster.predict(rows, num_iteration=best, num_threads=threads)
-            for booster, best in zip(self.boosters_, self.best_iterations_)
+        X = self.check_windows(X, "predict")
+        threads = 1 if len(X) < SINGLE_THREAD_ROWS else self.n_jobs_
+        chunks = X.batches(ROWS_PER_CHUNK) if isinstance(X, WindowArray) else [X]
+        return np.concatenate([
+            np.column_stack([
+                booster.predict(flatten(chunk), num_iteration=best, num_threads=threads)
+                for booster, best in zip(self.boosters_, self.best_iterations_)
+            ])
+            for chunk in chunks
         ]).astype(np.float64, copy=False)
 
     def attributions(self, X: np.ndarray) -> np.ndarray:
@@ -168,6 +173,27 @@ class LightGBMModel(ForecastModel):
 
     def _fitted_values(self) -> dict[str, Any]:
         return {"best_iterations": self.best_iterations_, "n_jobs": self.n_jobs_}
+
+
+class _FlatRows(lgb.Sequence):
+    """The flattened rows of a WindowArray, built a chunk at a time while LightGBM bins them."""
+
+    batch_size = ROWS_PER_CHUNK
+
+    def __init__(self, windows: WindowArray) -> None:
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index):  # float64, as LightGBM samples Sequences (float32 values convert exactly)
+        rows = self.windows[index].astype(np.float64)
+        return rows.reshape(-1) if rows.ndim == 2 else rows.reshape(len(rows), -1)
+
+
+def flat_rows(X: np.ndarray | WindowArray) -> np.ndarray | _FlatRows:
+    """What a LightGBM Dataset is built from: the rows of an array, or a WindowArray's read in chunks."""
+    return _FlatRows(X) if isinstance(X, WindowArray) else flatten(X)
 
 
 def flatten(X: np.ndarray) -> np.ndarray:

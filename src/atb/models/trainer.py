@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from atb.io import atomic_write_bytes
-from atb.windows import Windows
+from atb.windows import WindowArray, Windows
 
 if TYPE_CHECKING:
     from atb.config import FitSpec
@@ -453,8 +453,27 @@ def _check_settings(settings: FitSettings) -> None:
         _check_member("loss", settings.loss, LOSSES)
 
 
-def _to_device(windows: Windows, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    X = torch.as_tensor(np.ascontiguousarray(windows.X, dtype=np.float32), device=device)
+class _DeviceWindows:
+    """A WindowArray on the device: its feature matrix and window ends; indexing gathers the
+    windows of a batch there (the same values, in the same order, as the whole array would hold)."""
+
+    def __init__(self, windows: WindowArray, device: torch.device) -> None:
+        self.matrix = torch.as_tensor(windows.matrix, device=device)
+        self.ends = torch.as_tensor(windows.ends, device=device)
+        self.offsets = torch.arange(1 - windows.lookback, 1, device=device)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
+        return self.matrix[self.ends[index][:, None] + self.offsets]
+
+
+def _to_device(windows: Windows, device: torch.device) -> tuple[torch.Tensor | _DeviceWindows, torch.Tensor]:
+    if isinstance(windows.X, WindowArray):
+        X = _DeviceWindows(windows.X, device)
+    else:
+        X = torch.as_tensor(np.ascontiguousarray(windows.X, dtype=np.float32), device=device)
     Y = torch.as_tensor(np.ascontiguousarray(windows.y, dtype=np.float32), device=device)
     return X, Y
 

@@ -15,7 +15,7 @@ from atb.dataset import MIN_EVALUATION_ORIGINS, Dataset, Split, auxiliary_traini
 from atb.features import WARMUP_BARS, feature_matrix
 from atb.models import model_class
 from atb.tracking import Tracker
-from atb.windows import Windows
+from atb.windows import Windows, concatenate_windows
 
 # Progress goes to an optional `on_event(kind, payload)` callback that the CLI renders:
 # kinds "stage" ({"name", "label"?}), "epoch" (a history row) and "message" ({"text"}).
@@ -42,7 +42,7 @@ class PreparedData:
         if not self.auxiliary:
             return self.dataset.train
         parts = [self.dataset.train, *self.auxiliary.values()]
-        return Windows(np.concatenate([part.X for part in parts]), np.concatenate([part.y for part in parts]))
+        return Windows(concatenate_windows([part.X for part in parts]), np.concatenate([part.y for part in parts]))
 
 
 def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_event: EventHandler = ignore_events) -> PreparedData:
