@@ -386,7 +386,6 @@ def build_dataset(
     train_origins = origins[train_part]
 
     train_rows = window_rows(train_origins, lookback)  # the rows the training windows hold, nothing between (purged k-fold)
-    train_features = features.iloc[train_rows]
     check_not_constant(candles["close"].iloc[train_rows])
     if inputs is not None:
         missing = [name for name in inputs if name not in features.columns]
@@ -399,12 +398,12 @@ def build_dataset(
         future = np.stack([close[train_origins + h] for h in selection_horizons], axis=1)
         targets = np.log(future / close[train_origins, None])  # for selection only; split_at rebuilds the targets
         selection_y = pd.DataFrame(targets, index=features.index[train_origins])
-        selected, scores = select_features(train_features.loc[selection_y.index], selection_y, spec.n_features)
+        selected, scores = select_features(features.iloc[train_origins], selection_y, spec.n_features)
     else:
-        selected, scores = select_features(train_features, candles["close"].iloc[train_rows], spec.n_features)
+        selected, scores = select_features(features.iloc[train_rows], candles["close"].iloc[train_rows], spec.n_features)
 
     if inputs is None:
-        scaler = RobustScaler().fit(train_features[selected].to_numpy(dtype=float))
+        scaler = RobustScaler().fit(features[selected].iloc[train_rows].to_numpy(dtype=float))
         center, scale = scaler.center_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     else:
         center, scale = np.zeros(len(selected)), np.ones(len(selected))

@@ -81,9 +81,22 @@ def compute_features(
         exogenous = funding_features(funding, ohlcv.index, bar_duration)
         names += list(exogenous.columns)
         blocks.append(exogenous.to_numpy(dtype=np.float64))
-    features = pd.DataFrame(np.concatenate(blocks, axis=1), index=ohlcv.index, columns=names)
+    features = pd.DataFrame(_join_freeing(blocks), index=ohlcv.index, columns=names)
     logger.debug("computed %d features on %d bars", features.shape[1], features.shape[0])
     return features
+
+
+def _join_freeing(blocks: list[np.ndarray]) -> np.ndarray:
+    """The blocks side by side, each freed once copied: pages of the result are committed as they
+    are written, so memory peaks near one matrix, not two (a year of minutes: 0.9 GB, not 1.8)."""
+    out = np.empty((len(blocks[0]), sum(block.shape[1] for block in blocks)), order="F")  # a block fills whole pages
+    column = 0
+    while blocks:
+        block = blocks.pop(0)
+        out[:, column : column + block.shape[1]] = block
+        column += block.shape[1]
+        del block
+    return out
 
 
 def _check_ohlcv(ohlcv: pd.DataFrame) -> None:

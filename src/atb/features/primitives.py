@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+WINDOW_CHUNK = 16_384  # windows reduced at once by _window_reduce
+
 
 @dataclass(frozen=True)
 class Bars:
@@ -154,11 +156,14 @@ def bars_since_min(values: pd.Series, window: int) -> pd.Series:
 
 
 def _window_reduce(values: pd.Series, window: int, reduce) -> np.ndarray:
-    """Apply `reduce` to each full window ending at t (rows of a strided view); NaN before the first."""
+    """Apply `reduce` to each full window ending at t (rows of a strided view), WINDOW_CHUNK rows
+    at a time so its temporaries stay small on long series; NaN before the first."""
     data = values.to_numpy(dtype="float64")
     out = np.full(len(data), np.nan)
     if len(data) >= window:
-        out[window - 1 :] = reduce(sliding_window_view(data, window))
+        windows = sliding_window_view(data, window)
+        for start in range(0, len(windows), WINDOW_CHUNK):
+            out[window - 1 + start : window - 1 + start + WINDOW_CHUNK] = reduce(windows[start : start + WINDOW_CHUNK])
     return out
 
 
