@@ -454,7 +454,9 @@ def tune(
     tune_cv: TuneCvOpt = None,
     max_drawdown: MaxDrawdownOpt = None,
     min_win_rate: MinWinRateOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: output_dir/optuna.db).")] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: output_dir/optuna.db; postgresql://... for workers on several machines).")] = None,
+    heartbeat: Annotated[Optional[float], typer.Option("--heartbeat", help="Seconds between a running trial's heartbeats (default 60); a trial silent for twice that is failed and run again.")] = None,
+    worker: Annotated[Optional[int], typer.Option("--worker", help="This worker's number among those sharing the study (offsets the sampler seed).")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     data: DataOpt = None,
@@ -473,7 +475,7 @@ def tune(
         cfg = build_config(
             config, symbol=symbol, model_type=model_type, variant=variant, epochs=epochs, tune_trials=trials, tune_timeout=timeout,
             tune_objectives=objective, tune_sampler=sampler, tune_cv=tune_cv, tune_max_drawdown=max_drawdown,
-            tune_min_win_rate=min_win_rate, tune_storage=storage, seed=seed, device=device, mlflow=False,
+            tune_min_win_rate=min_win_rate, tune_storage=storage, tune_heartbeat=heartbeat, tune_worker=worker, seed=seed, device=device, mlflow=False,
             **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
         )
         with ProgressView(cfg.fit.epochs) as view:

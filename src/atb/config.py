@@ -201,8 +201,14 @@ class TuningSpec:
     tune_cv: int = 0  # 0: score on the validation part; K >= 2: K purged walk-forward folds of training + validation
     tune_max_drawdown: float | None = None  # constraint on the validation backtest, e.g. 0.3
     tune_min_win_rate: float | None = None
+    # A running trial beats every tune_heartbeat seconds; one silent for twice that (its worker
+    # died) is failed by the next worker of the study and queued again.
+    tune_heartbeat: float = 60.0
+    tune_worker: int = 0  # this worker's number among those sharing a study (offsets its sampler seed)
 
     def __post_init__(self) -> None:
+        _require(self.tune_heartbeat > 0, f"tune_heartbeat: {self.tune_heartbeat} must be > 0 seconds")
+        _require(self.tune_worker >= 0, f"tune_worker: {self.tune_worker} must be >= 0")
         object.__setattr__(self, "tune_models", _names(self.tune_models))
         object.__setattr__(self, "tune_objectives", _names(self.tune_objectives))
         _require(self.tune_trials >= 1, f"tune_trials: {self.tune_trials} must be >= 1")

@@ -246,6 +246,8 @@ def tuned_config(config: TrainingConfig, dataset: Dataset, on_event: EventHandle
         variant=config.model.variant,
         search=search_of(tuning),
         directory=config.output.output_dir.resolve(),
+        heartbeat=tuning.tune_heartbeat,
+        worker=tuning.tune_worker,
     )
     tuned = config.replace(overrides={**config.model.overrides, **result.best_params}, **result.best_fit_settings)
     return tuned, result

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
@@ -61,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE_FILE = "optuna.db"
 SQLITE_TIMEOUT_S = 60  # seconds a worker waits for another worker's write lock on SQLite
+WORKER_SEED_STRIDE = 10_000  # sampler seed offset per worker sharing a study
+MAX_RETRIES = 2  # times a trial whose worker died is queued again
 PRUNER_STARTUP_TRIALS = 5  # complete trials before any pruning
 PRUNER_WARMUP_EPOCHS = 2  # epochs below this are never pruned (epochs count from 1)
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2", "nsga3")
@@ -259,6 +263,8 @@ def tune_model(
     pruner: optuna.pruners.BasePruner | None = None,
     enqueue: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
+    heartbeat: float = 60.0,
+    worker: int = 0,
 ) -> TuningResult:
     """Run `n_trials` more trials (or until `timeout` seconds) of a study.
 
@@ -269,8 +275,13 @@ def tune_model(
     continued (its trials count toward the result), and refused if it tunes
     another model type, variant or objective list.
     seed: the sampler's seed, offset by the number of trials already in the
-    study so a resumed study does not repeat its first proposals; workers sharing
-    a study should pass different seeds. Every trial fits with `settings.seed`.
+    study so a resumed study does not repeat its first proposals, and by
+    WORKER_SEED_STRIDE x `worker` so workers sharing a study (several processes
+    or machines on one PostgreSQL URL) propose different trials. Every trial fits
+    with `settings.seed`.
+    heartbeat: seconds between a running trial's heartbeats; a trial silent for
+    twice that (its worker was killed) is failed by the next worker to start a
+    trial, and queued again with the same parameters (up to MAX_RETRIES times).
     pruner: default MedianPruner(5 startup trials, 2 warm-up steps), used only where
     the objective allows pruning (see the module docstring).
     enqueue: trials to run first, as Optuna parameters (e.g. `{"lstm_units":
@@ -293,7 +304,7 @@ def tune_model(
     objective = _objective(model_type, variant, dataset, settings, fixed, search)
     with _quiet_optuna():
         _check_fixed_overrides(model_type, fixed)
-        study = _open_study(url, name, model_type, variant, seed, pruner, search)
+        study = _open_study(url, name, model_type, variant, seed + WORKER_SEED_STRIDE * worker, pruner, search, heartbeat)
         for params in enqueue or []:
             study.enqueue_trial(params, skip_if_exists=True)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(FloatingPointError,),
@@ -328,6 +339,8 @@ def tune_from_config(config: TrainingConfig, on_event: EventHandler = ignore_eve
         search=search,
         directory=config.output.output_dir.resolve(),
         overrides=dict(config.model.overrides) or None,
+        heartbeat=config.tuning.tune_heartbeat,
+        worker=config.tuning.tune_worker,
     )
     out_dir = config.output.output_dir / f"tuning_{symbol}_{model_type}_{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -428,11 +441,17 @@ def _feasible(trial: FrozenTrial) -> bool:
 
 
 def _open_study(
-    url: str, name: str, model_type: str, variant: str, seed: int, pruner: optuna.pruners.BasePruner | None, search: Search
+    url: str, name: str, model_type: str, variant: str, seed: int, pruner: optuna.pruners.BasePruner | None, search: Search,
+    heartbeat: float,
 ) -> optuna.Study:
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what makes a killed worker's trial run again
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(2 * heartbeat)),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+        )
     study = optuna.create_study(storage=storage, study_name=name, directions=search.directions, load_if_exists=True)
     for key, value in (("model_type", model_type), ("variant", variant), ("objectives", list(search.objectives))):
         stored = study.user_attrs.get(key)
