@@ -61,6 +61,7 @@ TuneCvOpt = Annotated[
     Optional[int], typer.Option("--tune-cv", help="Score trials on K purged walk-forward folds of the training and validation parts (0: the validation part).")
 ]
 MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help="Constraint: trials whose validation backtest falls more than this (e.g. 0.3) are infeasible.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads of each fit (torch and LightGBM; default: torch's own, LightGBM 2).")]
 MinWinRateOpt = Annotated[Optional[float], typer.Option("--min-win-rate", help="Constraint: trials whose validation backtest wins less often than this are infeasible.")]
 CvOpt = Annotated[
     Optional[str], typer.Option("--cv", help="Fold scheme: expanding (walk-forward, default), rolling, purged-kfold or monte-carlo.")
@@ -304,6 +305,7 @@ def train_model_command(
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Capture the training step as a CUDA graph.")] = False,
     mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="Autocast on CUDA.")] = False,
+    threads: ThreadsOpt = None,
     override: Annotated[Optional[list[str]], typer.Option("--set", help="Hyperparameter override NAME=VALUE (JSON value), repeatable.")] = None,
     no_skill_gate: NoSkillGateOpt = False,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Fit N copies with seeds seed, seed+1, ... and average them (default 1).")] = None,
@@ -349,6 +351,7 @@ def train_model_command(
             device=device,
             cuda_graphs=cuda_graphs or None,
             mixed_precision=mixed_precision or None,
+            threads=threads,
             overrides=parse_overrides(override) or None,
             skill_gate=False if no_skill_gate else None,
             seeds=seeds,
@@ -532,6 +535,10 @@ def train_production_command(
     days: DaysOpt = None,
     gaps: GapsOpt = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="local (default: one base model after another here) or ray (one Ray task per symbol and base model).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (auto, ray://host:10001); default: a local Ray started for this run.")] = None,
+    ray_cpus: Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs each Ray task declares, and its fit's threads (default 1).")] = None,
+    threads: ThreadsOpt = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
@@ -576,6 +583,10 @@ def train_production_command(
             gap_policy=gaps,
             seed=seed,
             device=device,
+            backend=backend,
+            ray_address=ray_address,
+            ray_cpus=ray_cpus,
+            threads=threads,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
             tracking_uri=tracking_uri,

@@ -34,6 +34,7 @@ GAP_POLICIES = ("error", "ffill", "keep")
 TARGET_KINDS = ("log_return", "price", "direction")  # atb.dataset.TargetSpec
 SELECTION_TARGETS = ("return", "next_return", "close")
 DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("local", "ray")
 
 
 class ConfigError(ValueError):
@@ -154,8 +155,10 @@ class FitSpec:
     mixed_precision: bool = False
     cuda_graphs: bool = False
     resume: bool = False  # continue an interrupted fit of the same run from its checkpoint
+    threads: int | None = None  # CPU threads of a fit (torch and LightGBM); None: torch's default, LightGBM 2
 
     def __post_init__(self) -> None:
+        _require(self.threads is None or self.threads >= 1, f"threads: {self.threads} must be >= 1")
         _require(self.epochs >= 1, f"epochs: {self.epochs} must be >= 1")
         _require(self.batch_size >= 1, f"batch_size: {self.batch_size} must be >= 1")
         _require(self.patience >= 1, f"patience: {self.patience} must be >= 1")
@@ -176,6 +179,9 @@ class ProductionSpec:
     wf_splits: int = 5
     cv: str = "expanding"  # expanding (walk-forward), rolling, purged-kfold or monte-carlo
     embargo: int | None = None  # origins dropped after each purge gap; None: the longest horizon
+    backend: str = "local"  # local: one base after another in this process; ray: one Ray task per (symbol, base model)
+    ray_address: str | None = None  # an existing Ray cluster ("auto", "ray://host:10001"); None: a local Ray started on demand
+    ray_cpus: int = 1  # CPUs a Ray task declares (and its fit's threads unless threads is set)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_models", _names(self.base_models))
@@ -185,6 +191,8 @@ class ProductionSpec:
         _require(self.wf_splits >= 2, f"wf_splits: {self.wf_splits} must be >= 2")
         _require(self.cv in CV_SCHEMES, f"cv: {self.cv!r} is not one of {list(CV_SCHEMES)}")
         _require(self.embargo is None or self.embargo >= 0, f"embargo: {self.embargo} must be >= 0")
+        _require(self.backend in BACKENDS, f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
+        _require(self.ray_cpus >= 1, f"ray_cpus: {self.ray_cpus} must be >= 1")
 
 
 @dataclass(frozen=True)

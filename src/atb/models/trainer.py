@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import safetensors.torch
@@ -82,6 +82,7 @@ class FitSettings:
     min_delta: float = 0.0
     n_jobs: int | None = None
     resume: bool = False  # continue from the checkpoint in checkpoint_dir, where there is one
+    threads: int | None = None  # torch CPU threads while fitting (None: leave torch's setting)
 
     @classmethod
     def from_spec(cls, spec: FitSpec, checkpoint_dir: Path | None = None) -> FitSettings:
@@ -97,6 +98,8 @@ class FitSettings:
             checkpoint_dir=checkpoint_dir,
             learning_rate=spec.learning_rate,
             resume=spec.resume,
+            n_jobs=spec.threads,
+            threads=spec.threads,
         )
 
 
@@ -234,6 +237,25 @@ def train_network(
     atomically after every epoch; `resume` continues from it, and on the CPU a
     resumed fit ends with exactly the weights of an uninterrupted one.
     """
+    with cpu_threads(settings.threads):
+        return _train_network(network, train, val, settings, horizons, training_defaults, d_model, target_scale, on_epoch)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU thread count set to `threads` inside the block (unchanged for None), then restored."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_network(network, train, val, settings, horizons, training_defaults, d_model, target_scale, on_epoch) -> FitResult:
     _check_settings(settings)
     device = resolve_device(settings.device)
     plan = TrainingPlan.resolve(training_defaults, settings, d_model)

@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,9 +36,10 @@ from atb.models.factory import tunable_models
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
+from atb.workflows.backends import Outcome, RayResources, run_local, run_ray
 from atb.workflows.preflight import check_run, check_writable
-from atb.workflows.steps import EventHandler, ignore_events, prepare_data, symbol_tracker
-from atb.workflows.train_model import TrainingResult, train_model
+from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
+from atb.workflows.train_model import TrainingResult, stored_result, train_model
 from atb.workflows.walk_forward import run_walk_forward
 
 if TYPE_CHECKING:
@@ -72,8 +74,10 @@ def train_production(
     data_paths: dict[str, Path] | None = None,
     on_event: EventHandler = ignore_events,
 ) -> list[SymbolResult]:
-    """Run the production pipeline for each symbol; a failing symbol is reported, the others go on.
-    Every symbol's names, folders and settings are checked before the first is trained."""
+    """Run the production pipeline for each symbol; a failing symbol (or base model) is reported,
+    the others go on. Every symbol's names, folders and settings are checked before the first is
+    trained. With `backend` "ray", every (symbol, base model) is a Ray task; the ensembles are
+    fitted here once their bases are in the registry."""
     configs = [config.replace(symbol=symbol, data_path=(data_paths or {}).get(symbol, config.data.data_path)) for symbol in symbols]
     for cfg in configs:
         check_run(cfg, cfg.production.base_models, command="atb train production")
@@ -81,22 +85,105 @@ def train_production(
             check_tuning(cfg)
         if cfg.production.ensemble:
             check_writable(cfg.output.registry_dir / cfg.data.symbol / ENSEMBLE_TYPE, "registry (--registry)")
+    if config.production.backend == "ray":
+        return _train_on_ray(configs, on_event)
     results = []
-    for symbol, cfg in zip(symbols, configs):
-        on_event("stage", {"name": "symbol", "label": symbol})
-        try:
-            results.append(train_symbol(cfg, on_event))
-        except Exception as exc:  # one symbol's failure must not stop the others
-            logger.debug("production run for %s failed:\n%s", symbol, traceback.format_exc())
-            on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
-            results.append(SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}"))
+    for cfg in configs:
+        on_event("stage", {"name": "symbol", "label": cfg.data.symbol})
+
+        def run_symbol(cfg: TrainingConfig = cfg) -> SymbolResult:
+            prepared = prepare_data(cfg, on_event=on_event)
+            jobs = base_jobs(cfg)
+            return finish_symbol(cfg, prepared, jobs, run_local(fit_base, jobs, prepared=prepared, on_event=on_event), on_event)
+
+        results.append(_guarded(cfg.data.symbol, run_symbol, on_event))
     return results
 
 
-def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult:
+@dataclass(frozen=True)
+class BaseJob:
+    """One base model of one symbol, as a worker trains it: the symbol's config for that base."""
+
+    config: TrainingConfig
+
+
+def base_jobs(config: TrainingConfig, threads: int | None = None) -> list[BaseJob]:
+    """A job per base model of the symbol's `config` (fits on `threads` CPU threads when the config sets none)."""
+    production = config.production
+    return [
+        BaseJob(config.replace(model_type=name, seeds=production.base_seeds, threads=config.fit.threads or threads))
+        for name in production.base_models
+    ]
+
+
+def fit_base(job: BaseJob, prepared: PreparedData | None = None, on_event: EventHandler = ignore_events) -> dict:
+    """Tune (with --tune) and train one base model into the registry, from `prepared` data or
+    from the job's own source; JSON-ready: its version and, when tuned, the study."""
+    config, name = job.config, job.config.model.model_type
+    prepared = prepared or prepare_data(config)
+    study = None
+    if config.tuning.tune and name in tuned_models(config):
+        config, tuning = tuned_config(config, prepared.dataset, on_event)
+        study = {"overrides": config.model.overrides, "learning_rate": config.fit.learning_rate, **tuning.to_dict()}
+    on_event("stage", {"name": "fit", "label": f"{config.data.symbol}: {name}"})
+    return {"version": train_model(config, on_event=on_event, prepared=prepared).version.ref, "tuning": study}
+
+
+def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list[SymbolResult]:
+    """Every (symbol, base model) as a Ray task (paths made absolute: a worker may start elsewhere),
+    then each symbol's ensemble here."""
+    production = configs[0].production
+    configs = [_absolute_paths(cfg) for cfg in configs]
+    jobs = [base_jobs(cfg, threads=production.ray_cpus) for cfg in configs]
+    flat = [job for symbol_jobs in jobs for job in symbol_jobs]
+    resources = RayResources(production.ray_address, production.ray_cpus, 1.0 if configs[0].fit.device == "cuda" else 0.0)
+
+    def done(index: int, outcome: Outcome) -> None:
+        job = flat[index].config
+        state = f"failed: {outcome.error}" if outcome.error else f"stored {outcome.value['version']}"
+        on_event("message", {"text": f"{job.data.symbol} {job.model.model_type} {state}"})
+
+    on_event("stage", {"name": "fit", "label": f"{len(flat)} base models on Ray"})
+    outcomes = iter(run_ray(fit_base, flat, resources, on_done=done))
+    results = []
+    for cfg, symbol_jobs in zip(configs, jobs):
+        symbol_outcomes = [next(outcomes) for _ in symbol_jobs]
+        on_event("stage", {"name": "symbol", "label": cfg.data.symbol})
+        results.append(_guarded(
+            cfg.data.symbol,
+            lambda cfg=cfg, symbol_jobs=symbol_jobs, symbol_outcomes=symbol_outcomes: finish_symbol(
+                cfg, prepare_data(cfg, on_event=on_event), symbol_jobs, symbol_outcomes, on_event
+            ),
+            on_event,
+        ))
+    return results
+
+
+def _guarded(symbol: str, run: Callable[[], SymbolResult], on_event: EventHandler) -> SymbolResult:
+    try:
+        return run()
+    except Exception as exc:  # one symbol's failure must not stop the others
+        logger.debug("production run for %s failed:\n%s", symbol, traceback.format_exc())
+        on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
+        return SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}")
+
+
+def _absolute_paths(config: TrainingConfig) -> TrainingConfig:
+    data_path = config.data.data_path.resolve() if config.data.data_path else None
+    return config.replace(registry_dir=config.output.registry_dir.resolve(), output_dir=config.output.output_dir.resolve(),
+                          data_path=data_path, cache_dir=config.data.cache_dir.resolve())
+
+
+def finish_symbol(
+    config: TrainingConfig, prepared: PreparedData, jobs: list[BaseJob], outcomes: list[Outcome], on_event: EventHandler
+) -> SymbolResult:
+    """With every base model of the symbol stored: walk-forward (if asked), the ensemble, the
+    report, the plots and the ensemble's registry version."""
+    failed = [f"{job.config.model.model_type}: {outcome.error}" for job, outcome in zip(jobs, outcomes) if outcome.error]
+    if failed:
+        raise RuntimeError(f"base model(s) failed, no ensemble: {'; '.join(failed)}")
     started = time.perf_counter()
     symbol, production = config.data.symbol, config.production
-    prepared = prepare_data(config, on_event=on_event)
     dataset = prepared.dataset
     out_dir = config.output.output_dir / f"{symbol}_{time.strftime('%Y%m%d-%H%M%S')}"
     report = ProductionReport(config=config.to_dict())
@@ -105,24 +192,20 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
         on_event("stage", {"name": "walk_forward", "label": f"{symbol}: walk-forward"})
         report.walk_forward = run_walk_forward(config, prepared, production.base_models)
 
+    registry = ModelRegistry(config.output.registry_dir)
     bases: dict[str, TrainingResult] = {}
-    for name in production.base_models:
-        base_cfg = config.replace(model_type=name, seeds=production.base_seeds)
-        if config.tuning.tune and name in tuned_models(config):
-            base_cfg, tuning = tuned_config(base_cfg, dataset, on_event)
-            report.tuning = report.tuning or {}
+    for job, outcome in zip(jobs, outcomes):
+        name = job.config.model.model_type
+        bases[name] = stored_result(registry.get_ref(outcome.value["version"]), job.config, prepared)
+        report.bases[name] = {"version": bases[name].version.ref, "path": str(bases[name].version.path)}
+        report.timings[f"{name}_fit_s"] = bases[name].report.timings["fit_s"]
+        if outcome.value["tuning"]:
             out_dir.mkdir(parents=True, exist_ok=True)
-            plot = plot_tuning(tuning.to_dict(), out_dir / f"tuning_{name}.png")
-            report.tuning[name] = {"overrides": base_cfg.model.overrides, "learning_rate": base_cfg.fit.learning_rate,
-                                   "plot": plot.name, **tuning.to_dict()}
-        on_event("stage", {"name": "fit", "label": f"{symbol}: {name}"})
-        result = train_model(base_cfg, on_event=on_event, prepared=prepared)
-        bases[name] = result
-        report.bases[name] = {"version": result.version.ref, "path": str(result.version.path)}
-        report.timings[f"{name}_fit_s"] = result.report.timings["fit_s"]
+            plot = plot_tuning(outcome.value["tuning"], out_dir / f"tuning_{name}.png")
+            report.tuning = {**(report.tuning or {}), name: {**outcome.value["tuning"], "plot": plot.name}}
 
     if not production.ensemble:
-        report.timings["total_s"] = time.perf_counter() - started
+        report.timings["total_s"] = time.perf_counter() - started + sum(b.report.timings["total_s"] for b in bases.values())
         _write_output(out_dir, report, None)
         return SymbolResult(symbol, out_dir)
 
@@ -167,7 +250,7 @@ def train_symbol(config: TrainingConfig, on_event: EventHandler) -> SymbolResult
                 "config": {"bases": ", ".join(bases), "epochs": config.fit.epochs, "mc_samples": production.mc_samples},
             },
         )
-        report.timings["total_s"] = time.perf_counter() - started
+        report.timings["total_s"] = time.perf_counter() - started + sum(b.report.timings["total_s"] for b in bases.values())
 
         parts = {"validation": fitted.validation_predictions, "test": fitted.test_predictions}
         predictions = prediction_frame(

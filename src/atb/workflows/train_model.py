@@ -32,8 +32,8 @@ from atb.evaluation.report import (
 )
 from atb.io import atomic_write_json
 from atb.layout import FEATURES_FILE, GATE_FILE, MODEL_DIR, MONITOR_FILE, PLOTS_DIR, PREDICTIONS_FILE, REPORT_FILE, TRANSFORM_FILE
-from atb.models import ForecastModel, create_model, model_class
-from atb.models.gate import GatedModel
+from atb.models import ForecastModel, create_model, load_model, model_class
+from atb.models.gate import GatedModel, SkillGate
 from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.processes import scratch_directory
@@ -221,6 +221,25 @@ def train_model(
         report=report,
         test_prediction=test_prediction,
         importance=importance,
+    )
+
+
+def stored_result(version: ModelVersion, config: TrainingConfig, prepared: PreparedData) -> TrainingResult:
+    """The TrainingResult of a version `train_model` stored (e.g. in another process) for this
+    config and data: the model reloaded from its files (behind its gate), its report, and its
+    test forecasts and importance recomputed on `prepared`, as the run itself had them."""
+    raw = load_model(version.path / MODEL_DIR)
+    gate_path = version.path / GATE_FILE
+    served = GatedModel(raw, SkillGate.load(gate_path)) if gate_path.is_file() else raw
+    dataset = dataset_for(prepared, config, config.model.model_type)
+    report = TrainingReport.from_dict(json.loads((version.path / REPORT_FILE).read_text()))
+    return TrainingResult(
+        version=version,
+        model=served,
+        dataset=dataset,
+        report=report,
+        test_prediction=served.predict(dataset.test.X),
+        importance=feature_importance(raw, dataset, config.fit.seed),
     )
 
 

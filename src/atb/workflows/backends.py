@@ -1,0 +1,77 @@
+"""Where independent jobs run: one after another in this process (`local`), or as Ray tasks
+(`ray`) on a local Ray started on demand or on an existing cluster (`address`).
+
+A job is a picklable value and a module-level function of it; what comes back is an
+`Outcome` per job, in order: its value, or the error that ended it (one job failing does not
+stop the others). Ray moves jobs and small results between processes; anything large a job
+makes goes to the registry, which every worker reaches through the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """A job's value, or why it failed (`error`: the exception's type and message)."""
+
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """Where Ray runs and what each task declares."""
+
+    address: str | None = None  # None: start a local Ray for this run (and stop it after)
+    cpus: int = 1
+    gpus: float = 0.0
+
+
+def run_local(function: Callable[..., Any], jobs: Sequence[Any], **shared: Any) -> list[Outcome]:
+    """`function(job, **shared)` for each job, in order, in this process."""
+    outcomes = []
+    for job in jobs:
+        try:
+            outcomes.append(Outcome(value=function(job, **shared)))
+        except Exception as exc:  # one job's failure is reported, the others run
+            logger.debug("job %r failed:\n%s", job, traceback.format_exc())
+            outcomes.append(Outcome(error=f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+def run_ray(function: Callable[[Any], Any], jobs: Sequence[Any], resources: RayResources,
+            on_done: Callable[[int, Outcome], None] = lambda index, outcome: None) -> list[Outcome]:
+    """`function(job)` for each job as a Ray task declaring `resources`; `on_done(index, outcome)`
+    as each finishes. A task that raises, or whose worker dies, is an error of that job only."""
+    import ray  # loaded only for --backend ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=resources.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(function).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0)
+        pending = {task.remote(job): index for index, job in enumerate(jobs)}
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(ready)
+            try:
+                outcomes[index] = Outcome(value=ray.get(ready))
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if exc.cause is not None else exc
+                outcomes[index] = Outcome(error=f"{type(cause).__name__}: {cause}")
+            except ray.exceptions.RayError as exc:  # the worker died, the node was lost, ...
+                outcomes[index] = Outcome(error=f"{type(exc).__name__}: {exc}")
+            on_done(index, outcomes[index])
+        return outcomes
+    finally:
+        if started_here:
+            ray.shutdown()

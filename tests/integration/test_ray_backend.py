@@ -1,0 +1,64 @@
+"""`atb train production --backend ray`: one Ray task per (symbol, base model) on a local Ray
+started for the run, giving the same metrics and registry contents as `--backend local` with
+the same threads; a failing task is reported with its symbol and model, and the others' results
+are kept."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from atb.cli import app
+from atb.workflows.backends import RayResources, run_ray
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+SAMPLE = Path(__file__).parents[2] / "src" / "atb" / "data" / "samples" / "BTCUSDT_1d.csv"
+ETH = Path(__file__).parents[1] / "fixtures" / "ETHUSDT_1d.csv"
+SMALL = ["--base-models", "lstm,lightgbm", "--epochs", "2", "--seeds", "1", "--mc-samples", "3", "--days", "900", "--no-mlflow"]
+TIMED = {"model/params.json", "training_report.json", "plots/training_summary.png"}  # hold fit seconds and run paths
+
+
+def _run(root: Path, *extra: str, eth: Path = ETH) -> str:
+    root.mkdir()
+    (root / "light.yaml").write_text("variant: lightweight\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        result = runner.invoke(app, ["train", "production", "--crypto", "BTC,ETH", "--data", str(SAMPLE), "--data", str(eth),
+                                     "--config", "light.yaml", *SMALL, *extra])
+    return result
+
+
+def _versions(registry: Path) -> dict[str, dict]:
+    return {str(path.parent.relative_to(registry)): json.loads(path.read_text()) for path in sorted(registry.glob("*/*/v*/metadata.json"))}
+
+
+def test_ray_gives_the_local_results(tmp_path):
+    local = _run(tmp_path / "local", "--threads", "1")
+    assert local.exit_code == 0, local.output
+    ray = _run(tmp_path / "ray", "--backend", "ray", "--ray-cpus", "1")
+    assert ray.exit_code == 0, ray.output
+    assert "BTCUSDT lstm stored BTCUSDT/lstm/v0001" in ray.output
+    here, there = _versions(tmp_path / "local" / "models"), _versions(tmp_path / "ray" / "models")
+    assert sorted(here) == sorted(there) == [f"{s}/{t}/v0001" for s in ("BTCUSDT", "ETHUSDT") for t in ("ensemble", "lightgbm", "lstm")]
+    for ref, metadata in here.items():
+        assert metadata["metrics"] == there[ref]["metrics"], ref
+        same = {name: digest for name, digest in metadata["files"].items() if name not in TIMED}
+        assert same == {name: digest for name, digest in there[ref]["files"].items() if name not in TIMED}, ref  # weights, gates, predictions
+
+
+def test_a_failing_task_is_reported_and_the_others_kept(tmp_path):
+    short = tmp_path / "ETHUSDT_1d.csv"
+    short.write_text("".join(ETH.read_text().splitlines(keepends=True)[:200]))  # too little history for this run
+    result = _run(tmp_path / "run", "--backend", "ray", "--base-models", "lightgbm", eth=short)
+    assert result.exit_code == 1
+    assert "ETHUSDT lightgbm failed: ValueError" in result.output and "fewer than the" in result.output
+    assert "ETHUSDT failed" in result.output
+    assert sorted(_versions(tmp_path / "run" / "models")) == ["BTCUSDT/ensemble/v0001", "BTCUSDT/lightgbm/v0001"]
+
+
+def test_run_ray_returns_each_jobs_value_or_error_in_order():
+    outcomes = run_ray(json.loads, ["[1]", "{", "3"], RayResources(cpus=1))  # a module-level function a worker imports
+    assert [o.value for o in outcomes] == [[1], None, 3]
+    assert outcomes[1].error.startswith("JSONDecodeError: Expecting property name")
