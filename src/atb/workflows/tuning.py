@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -65,6 +66,7 @@ DEFAULT_STORAGE_FILE = "optuna.db"
 SQLITE_TIMEOUT_S = 60  # seconds a worker waits for another worker's write lock on SQLite
 WORKER_SEED_STRIDE = 10_000  # sampler seed offset per worker sharing a study
 MAX_RETRIES = 2  # times a trial whose worker died is queued again
+STORAGE_ATTEMPTS = 5  # tries to open a storage whose tables another worker is creating
 PRUNER_STARTUP_TRIALS = 5  # complete trials before any pruning
 PRUNER_WARMUP_EPOCHS = 2  # epochs below this are never pruned (epochs count from 1)
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2", "nsga3")
@@ -446,12 +448,7 @@ def _open_study(
 ) -> optuna.Study:
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
-    with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what makes a killed worker's trial run again
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(2 * heartbeat)),
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
-        )
+    storage = _storage(url, engine_kwargs, heartbeat)
     study = optuna.create_study(storage=storage, study_name=name, directions=search.directions, load_if_exists=True)
     for key, value in (("model_type", model_type), ("variant", variant), ("objectives", list(search.objectives))):
         stored = study.user_attrs.get(key)
@@ -464,6 +461,25 @@ def _open_study(
         pruner = optuna.pruners.NopPruner()
     sampler = make_sampler(search, seed + len(study.trials), model_type)
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner or default_pruner())
+
+
+def _storage(url: str, engine_kwargs: dict, heartbeat: float) -> optuna.storages.RDBStorage:
+    """The study storage with heartbeats. Workers started together on an empty database race to
+    create Optuna's tables; the losers see the winner's tables after a short wait."""
+    attempt = 1
+    while True:
+        try:
+            with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what makes a killed worker's trial run again
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(2 * heartbeat)),
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == STORAGE_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
+            attempt += 1
 
 
 def _check_fixed_overrides(model_type: str, fixed: dict[str, Any]) -> None:
