@@ -18,7 +18,7 @@ from atb.evaluation import plots
 from atb.evaluation.importance import attribution_explanation, evenly_spaced
 from atb.models import ForecastModel
 
-ATTRIBUTION_WINDOWS = 128  # validation windows explained in shap_summary, evenly spaced in time
+ATTRIBUTION_WINDOWS = 64  # validation windows explained in shap_summary, evenly spaced in time
 
 
 class PlotWriter:

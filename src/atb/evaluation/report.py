@@ -110,6 +110,7 @@ class TrainingReport:
     stability: dict | None = None  # served model's test RMSE/naive over rolling windows: spread, worst window
     overfitting: dict | None = None  # raw model's RMSE/naive on training vs validation windows, and warnings
     learning_curve: dict | None = None  # with --learning-curve: raw RMSE/naive per training-set size
+    importance: dict[str, float] | None = None  # per input feature, as plotted (LightGBM gain or permutation importance)
     direction: dict | None = None  # served model's up/down calls on the test part: accuracy, precision, recall, F1, ROC AUC vs majority
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> file, or why it was not written
     timings: dict[str, float] = field(default_factory=dict)

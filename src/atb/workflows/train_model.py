@@ -161,6 +161,7 @@ def train_model(
             "history": history,
         }
         importance = feature_importance(model, dataset, config.fit.seed)
+        report.importance = {str(name): float(value) for name, value in importance.items()}
         if spec.learning_curve:
             on_event("stage", {"name": "fit", "label": "learning curve"})
             report.learning_curve = learning_curve(
@@ -226,8 +227,8 @@ def train_model(
 
 def stored_result(version: ModelVersion, config: TrainingConfig, prepared: PreparedData) -> TrainingResult:
     """The TrainingResult of a version `train_model` stored (e.g. in another process) for this
-    config and data: the model reloaded from its files (behind its gate), its report, and its
-    test forecasts and importance recomputed on `prepared`, as the run itself had them."""
+    config and data: the model reloaded from its files (behind its gate), its report (with the
+    importance it plotted), and its test forecasts recomputed on `prepared`, as the run had them."""
     raw = load_model(version.path / MODEL_DIR)
     gate_path = version.path / GATE_FILE
     served = GatedModel(raw, SkillGate.load(gate_path)) if gate_path.is_file() else raw
@@ -239,7 +240,7 @@ def stored_result(version: ModelVersion, config: TrainingConfig, prepared: Prepa
         dataset=dataset,
         report=report,
         test_prediction=served.predict(dataset.test.X),
-        importance=feature_importance(raw, dataset, config.fit.seed),
+        importance=pd.Series(report.importance, name="importance"),
     )
 
 
