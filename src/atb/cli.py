@@ -61,6 +61,8 @@ TuneCvOpt = Annotated[
     Optional[int], typer.Option("--tune-cv", help="Score trials on K purged walk-forward folds of the training and validation parts (0: the validation part).")
 ]
 MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help="Constraint: trials whose validation backtest falls more than this (e.g. 0.3) are infeasible.")]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (auto, ray://host:10001); default: a local Ray started for this run.")]
+RayCpusOpt = Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs each Ray task declares, and its fit's threads (default 1).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads of each fit (torch and LightGBM; default: torch's own, LightGBM 2).")]
 MinWinRateOpt = Annotated[Optional[float], typer.Option("--min-win-rate", help="Constraint: trials whose validation backtest wins less often than this are infeasible.")]
 CvOpt = Annotated[
@@ -459,7 +461,12 @@ def tune(
     min_win_rate: MinWinRateOpt = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: output_dir/optuna.db; postgresql://... for workers on several machines).")] = None,
     heartbeat: Annotated[Optional[float], typer.Option("--heartbeat", help="Seconds between a running trial's heartbeats (default 60); a trial silent for twice that is failed and run again.")] = None,
-    worker: Annotated[Optional[int], typer.Option("--worker", help="This worker's number among those sharing the study (offsets the sampler seed).")] = None,
+    worker: Annotated[Optional[int], typer.Option("--worker", help="This worker's number among those sharing the study (offsets the sampler seed; with --backend ray, the first worker's).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="local (default: the trials here, one after another) or ray (--workers Ray tasks sharing the study).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="With --backend ray: tuning workers, each running --trials trials (default 1).")] = None,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    threads: ThreadsOpt = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     data: DataOpt = None,
@@ -478,7 +485,8 @@ def tune(
         cfg = build_config(
             config, symbol=symbol, model_type=model_type, variant=variant, epochs=epochs, tune_trials=trials, tune_timeout=timeout,
             tune_objectives=objective, tune_sampler=sampler, tune_cv=tune_cv, tune_max_drawdown=max_drawdown,
-            tune_min_win_rate=min_win_rate, tune_storage=storage, tune_heartbeat=heartbeat, tune_worker=worker, seed=seed, device=device, mlflow=False,
+            tune_min_win_rate=min_win_rate, tune_storage=storage, tune_heartbeat=heartbeat, tune_worker=worker, backend=backend, tune_workers=workers, ray_address=ray_address, ray_cpus=ray_cpus,
+            threads=threads, seed=seed, device=device, mlflow=False,
             **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
         )
         with ProgressView(cfg.fit.epochs) as view:
@@ -536,8 +544,8 @@ def train_production_command(
     gaps: GapsOpt = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="local (default: one base model after another here) or ray (one Ray task per symbol and base model).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (auto, ray://host:10001); default: a local Ray started for this run.")] = None,
-    ray_cpus: Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs each Ray task declares, and its fit's threads (default 1).")] = None,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = None,
     threads: ThreadsOpt = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     config: ConfigOpt = None,

@@ -8,6 +8,7 @@ one place where its settings and their defaults are written.
       fit         FitSpec         epochs, batch, patience, learning rate, seed, device
       production  ProductionSpec  base models, ensemble, uncertainty, walk-forward
       tuning      TuningSpec      Optuna search
+      compute     ComputeSpec     local or Ray backend
       output      OutputSpec      registry, output directory, MLflow
 
 The CLI, YAML files and the Python API build it once at the edge; each
@@ -179,9 +180,6 @@ class ProductionSpec:
     wf_splits: int = 5
     cv: str = "expanding"  # expanding (walk-forward), rolling, purged-kfold or monte-carlo
     embargo: int | None = None  # origins dropped after each purge gap; None: the longest horizon
-    backend: str = "local"  # local: one base after another in this process; ray: one Ray task per (symbol, base model)
-    ray_address: str | None = None  # an existing Ray cluster ("auto", "ray://host:10001"); None: a local Ray started on demand
-    ray_cpus: int = 1  # CPUs a Ray task declares (and its fit's threads unless threads is set)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_models", _names(self.base_models))
@@ -191,8 +189,6 @@ class ProductionSpec:
         _require(self.wf_splits >= 2, f"wf_splits: {self.wf_splits} must be >= 2")
         _require(self.cv in CV_SCHEMES, f"cv: {self.cv!r} is not one of {list(CV_SCHEMES)}")
         _require(self.embargo is None or self.embargo >= 0, f"embargo: {self.embargo} must be >= 0")
-        _require(self.backend in BACKENDS, f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
-        _require(self.ray_cpus >= 1, f"ray_cpus: {self.ray_cpus} must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -213,14 +209,29 @@ class TuningSpec:
     # died) is failed by the next worker of the study and queued again.
     tune_heartbeat: float = 60.0
     tune_worker: int = 0  # this worker's number among those sharing a study (offsets its sampler seed)
+    tune_workers: int = 1  # with backend ray: Ray tasks sharing the study, each running tune_trials trials
 
     def __post_init__(self) -> None:
         _require(self.tune_heartbeat > 0, f"tune_heartbeat: {self.tune_heartbeat} must be > 0 seconds")
         _require(self.tune_worker >= 0, f"tune_worker: {self.tune_worker} must be >= 0")
+        _require(self.tune_workers >= 1, f"tune_workers: {self.tune_workers} must be >= 1")
         object.__setattr__(self, "tune_models", _names(self.tune_models))
         object.__setattr__(self, "tune_objectives", _names(self.tune_objectives))
         _require(self.tune_trials >= 1, f"tune_trials: {self.tune_trials} must be >= 1")
         _require(self.tune_timeout > 0, f"tune_timeout: {self.tune_timeout} must be > 0")
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """Where independent jobs run (`atb.workflows.backends`): here, one after another, or as Ray tasks."""
+
+    backend: str = "local"  # ray: production's (symbol, base model) and tuning workers as Ray tasks
+    ray_address: str | None = None  # an existing Ray cluster ("auto", "ray://host:10001"); None: a local Ray started on demand
+    ray_cpus: int = 1  # CPUs a Ray task declares (and its fit's threads unless threads is set)
+
+    def __post_init__(self) -> None:
+        _require(self.backend in BACKENDS, f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
+        _require(self.ray_cpus >= 1, f"ray_cpus: {self.ray_cpus} must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,7 @@ class TrainingConfig:
     fit: FitSpec = field(default_factory=FitSpec)
     production: ProductionSpec = field(default_factory=ProductionSpec)
     tuning: TuningSpec = field(default_factory=TuningSpec)
+    compute: ComputeSpec = field(default_factory=ComputeSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
 
     @classmethod
@@ -266,6 +278,14 @@ class TrainingConfig:
             by_section.setdefault(SECTION_OF[name], {})[name] = value
         return dataclasses.replace(
             self, **{section: dataclasses.replace(getattr(self, section), **values) for section, values in by_section.items()}
+        )
+
+    def with_absolute_paths(self) -> TrainingConfig:
+        """The config with its files and folders made absolute, for a worker that starts in another folder."""
+        data, output = self.data, self.output
+        return self.replace(
+            data_path=data.data_path and data.data_path.resolve(), funding_path=data.funding_path and data.funding_path.resolve(),
+            cache_dir=data.cache_dir.resolve(), registry_dir=output.registry_dir.resolve(), output_dir=output.output_dir.resolve(),
         )
 
     def to_dict(self) -> dict[str, Any]:

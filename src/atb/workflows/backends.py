@@ -13,9 +13,14 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from atb.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
+
+WORKER_DEATH_RETRIES = 2  # Ray runs a task again when its worker process dies; an exception is never retried
 
 
 @dataclass
@@ -34,6 +39,12 @@ class RayResources:
     cpus: int = 1
     gpus: float = 0.0
 
+    @classmethod
+    def of(cls, config: TrainingConfig) -> RayResources:
+        """The config's cluster and CPUs per task, and a GPU per task when fits run on CUDA."""
+        compute = config.compute
+        return cls(compute.ray_address, compute.ray_cpus, 1.0 if config.fit.device == "cuda" else 0.0)
+
 
 def run_local(function: Callable[..., Any], jobs: Sequence[Any], **shared: Any) -> list[Outcome]:
     """`function(job, **shared)` for each job, in order, in this process."""
@@ -50,14 +61,15 @@ def run_local(function: Callable[..., Any], jobs: Sequence[Any], **shared: Any) 
 def run_ray(function: Callable[[Any], Any], jobs: Sequence[Any], resources: RayResources,
             on_done: Callable[[int, Outcome], None] = lambda index, outcome: None) -> list[Outcome]:
     """`function(job)` for each job as a Ray task declaring `resources`; `on_done(index, outcome)`
-    as each finishes. A task that raises, or whose worker dies, is an error of that job only."""
+    as each finishes. A task whose worker dies (killed, out of memory, node lost) runs again, up
+    to WORKER_DEATH_RETRIES times; one that raises, or keeps dying, is an error of that job only."""
     import ray  # loaded only for --backend ray
 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=resources.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        task = ray.remote(function).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0)
+        task = ray.remote(function).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=WORKER_DEATH_RETRIES)
         pending = {task.remote(job): index for index, job in enumerate(jobs)}
         outcomes: list[Outcome | None] = [None] * len(jobs)
         while pending:

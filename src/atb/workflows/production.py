@@ -85,7 +85,7 @@ def train_production(
             check_tuning(cfg)
         if cfg.production.ensemble:
             check_writable(cfg.output.registry_dir / cfg.data.symbol / ENSEMBLE_TYPE, "registry (--registry)")
-    if config.production.backend == "ray":
+    if config.compute.backend == "ray":
         return _train_on_ray(configs, on_event)
     results = []
     for cfg in configs:
@@ -132,11 +132,10 @@ def fit_base(job: BaseJob, prepared: PreparedData | None = None, on_event: Event
 def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list[SymbolResult]:
     """Every (symbol, base model) as a Ray task (paths made absolute: a worker may start elsewhere),
     then each symbol's ensemble here."""
-    production = configs[0].production
-    configs = [_absolute_paths(cfg) for cfg in configs]
-    jobs = [base_jobs(cfg, threads=production.ray_cpus) for cfg in configs]
+    compute = configs[0].compute
+    configs = [cfg.with_absolute_paths() for cfg in configs]
+    jobs = [base_jobs(cfg, threads=compute.ray_cpus) for cfg in configs]
     flat = [job for symbol_jobs in jobs for job in symbol_jobs]
-    resources = RayResources(production.ray_address, production.ray_cpus, 1.0 if configs[0].fit.device == "cuda" else 0.0)
 
     def done(index: int, outcome: Outcome) -> None:
         job = flat[index].config
@@ -144,7 +143,7 @@ def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list
         on_event("message", {"text": f"{job.data.symbol} {job.model.model_type} {state}"})
 
     on_event("stage", {"name": "fit", "label": f"{len(flat)} base models on Ray"})
-    outcomes = iter(run_ray(fit_base, flat, resources, on_done=done))
+    outcomes = iter(run_ray(fit_base, flat, RayResources.of(configs[0]), on_done=done))
     results = []
     for cfg, symbol_jobs in zip(configs, jobs):
         symbol_outcomes = [next(outcomes) for _ in symbol_jobs]
@@ -166,12 +165,6 @@ def _guarded(symbol: str, run: Callable[[], SymbolResult], on_event: EventHandle
         logger.debug("production run for %s failed:\n%s", symbol, traceback.format_exc())
         on_event("message", {"text": f"{symbol} failed: {type(exc).__name__}: {exc}"})
         return SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}")
-
-
-def _absolute_paths(config: TrainingConfig) -> TrainingConfig:
-    data_path = config.data.data_path.resolve() if config.data.data_path else None
-    return config.replace(registry_dir=config.output.registry_dir.resolve(), output_dir=config.output.output_dir.resolve(),
-                          data_path=data_path, cache_dir=config.data.cache_dir.resolve())
 
 
 def finish_symbol(

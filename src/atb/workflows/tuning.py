@@ -32,7 +32,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -57,8 +60,9 @@ from atb.io import atomic_write_json
 from atb.models import create_model, model_class
 from atb.models.factory import MODEL_CLASSES, tunable_models
 from atb.models.trainer import FitSettings
+from atb.workflows.backends import Outcome, RayResources, run_ray
 from atb.workflows.preflight import check_run
-from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
+from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +271,7 @@ def tune_model(
     overrides: dict[str, Any] | None = None,
     heartbeat: float = 60.0,
     worker: int = 0,
+    worker_tag: str | None = None,
 ) -> TuningResult:
     """Run `n_trials` more trials (or until `timeout` seconds) of a study.
 
@@ -284,6 +289,10 @@ def tune_model(
     heartbeat: seconds between a running trial's heartbeats; a trial silent for
     twice that (its worker was killed) is failed by the next worker to start a
     trial, and queued again with the same parameters (up to MAX_RETRIES times).
+    worker_tag: names this worker across restarts (`<run>/<worker>`, set by the Ray
+    backend); a worker started again under the same tag runs only the trials its
+    predecessor did not finish, after failing the trial it died in. Every trial
+    records its worker (`worker`: the tag or number) and process (`host`: host:pid).
     pruner: default MedianPruner(5 startup trials, 2 warm-up steps), used only where
     the objective allows pruning (see the module docstring).
     enqueue: trials to run first, as Optuna parameters (e.g. `{"lstm_units":
@@ -303,14 +312,15 @@ def tune_model(
     if not storage:
         Path(directory).mkdir(parents=True, exist_ok=True)
     name = study_name or f"atb-{model_type}"
-    objective = _objective(model_type, variant, dataset, settings, fixed, search)
+    objective = _objective(model_type, variant, dataset, settings, fixed, search, worker_tag or str(worker))
     with _quiet_optuna():
         _check_fixed_overrides(model_type, fixed)
         study = _open_study(url, name, model_type, variant, seed + WORKER_SEED_STRIDE * worker, pruner, search, heartbeat)
         for params in enqueue or []:
             study.enqueue_trial(params, skip_if_exists=True)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(FloatingPointError,),
-                       callbacks=[_log_trial])
+        remaining = n_trials - (_trials_run_before(study, worker_tag, heartbeat) if worker_tag else 0)
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(FloatingPointError,), callbacks=[_log_trial])
         result = TuningResult.from_study(study, model_type, url, search)
     logger.info("study %s: best %s %.6g with %s %s (%d trials: %d complete, %d pruned, %d failed, %d infeasible)",
                 name, search.objectives[0], result.best_value, result.best_params, result.best_fit_settings,
@@ -319,36 +329,86 @@ def tune_model(
 
 
 def tune_from_config(config: TrainingConfig, on_event: EventHandler = ignore_events) -> tuple[TuningResult, Path]:
-    """`atb tune`: load and prepare the configured data, run the configured study for
-    `config.model.model_type`, and write `tuning.json` and `tuning.png` to a new folder
-    under the output folder (returned with the result)."""
+    """`atb tune`: run the configured study for `config.model.model_type` on the configured data
+    (here, or with backend "ray" as `tune_workers` Ray tasks sharing the study), and write
+    `tuning.json` and `tuning.png` to a new folder under the output folder (returned with the result)."""
     model_type, symbol = config.model.model_type, config.data.symbol
     check_run(config, [model_type], writes_registry=False, command="atb tune")
     search = search_of(config.tuning)
-    on_event("stage", {"name": "data"})
-    prepared = prepare_data(config, on_event=on_event)
-    on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
-    result = tune_model(
-        model_type,
-        dataset_for(prepared, config, model_type),
-        FitSettings.from_spec(config.fit),
-        n_trials=config.tuning.tune_trials,
-        timeout=config.tuning.tune_timeout,
-        storage=config.tuning.tune_storage,
-        study_name=f"atb-{symbol}-{model_type}",
-        seed=config.fit.seed,
-        variant=config.model.variant,
-        search=search,
-        directory=config.output.output_dir.resolve(),
-        overrides=dict(config.model.overrides) or None,
-        heartbeat=config.tuning.tune_heartbeat,
-        worker=config.tuning.tune_worker,
-    )
+    if config.compute.backend == "ray":
+        result = _tune_on_ray(config, search, on_event)
+    else:
+        on_event("stage", {"name": "data"})
+        prepared = prepare_data(config, on_event=on_event)
+        on_event("stage", {"name": "tune", "label": f"{symbol}: tuning {model_type}"})
+        result = _tune_prepared(config, prepared, search)
     out_dir = config.output.output_dir / f"tuning_{symbol}_{model_type}_{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "tuning.json", result.to_dict())
     plot_tuning(result.to_dict(), out_dir / "tuning.png")
     return result, out_dir
+
+
+def _tune_prepared(config: TrainingConfig, prepared: PreparedData, search: Search, worker_tag: str | None = None) -> TuningResult:
+    model_type, tuning = config.model.model_type, config.tuning
+    return tune_model(
+        model_type,
+        dataset_for(prepared, config, model_type),
+        FitSettings.from_spec(config.fit),
+        n_trials=tuning.tune_trials,
+        timeout=tuning.tune_timeout,
+        storage=tuning.tune_storage,
+        study_name=f"atb-{config.data.symbol}-{model_type}",
+        seed=config.fit.seed,
+        variant=config.model.variant,
+        search=search,
+        directory=config.output.output_dir.resolve(),
+        overrides=dict(config.model.overrides) or None,
+        heartbeat=tuning.tune_heartbeat,
+        worker=tuning.tune_worker,
+        worker_tag=worker_tag,
+    )
+
+
+@dataclass(frozen=True)
+class TuningJob:
+    """One Ray tuning worker: the run's config (its worker number set), and the run's tag."""
+
+    config: TrainingConfig
+    run: str
+
+
+def tune_worker(job: TuningJob) -> int:
+    """A Ray task: prepare the data and run `tune_trials` trials of the shared study; the number of trials in the study after."""
+    config = job.config
+    result = _tune_prepared(config, prepare_data(config), search_of(config.tuning), f"{job.run}/{config.tuning.tune_worker}")
+    return result.n_trials
+
+
+def _tune_on_ray(config: TrainingConfig, search: Search, on_event: EventHandler) -> TuningResult:
+    """`tune_workers` Ray tasks on one study (default storage: the SQLite file in the output folder,
+    which only workers on this machine reach; a cluster needs a server URL such as postgresql://...)."""
+    config = config.with_absolute_paths()
+    tuning, compute = config.tuning, config.compute
+    url = tuning.tune_storage or f"sqlite:///{config.output.output_dir / DEFAULT_STORAGE_FILE}"
+    config.output.output_dir.mkdir(parents=True, exist_ok=True)
+    run = uuid.uuid4().hex[:8]
+    jobs = [
+        TuningJob(config.replace(tune_storage=url, tune_worker=tuning.tune_worker + k, threads=config.fit.threads or compute.ray_cpus), run)
+        for k in range(tuning.tune_workers)
+    ]
+
+    def done(index: int, outcome: Outcome) -> None:
+        state = f"failed: {outcome.error}" if outcome.error else f"done ({outcome.value} trials in the study)"
+        on_event("message", {"text": f"tuning worker {jobs[index].config.tuning.tune_worker} {state}"})
+
+    on_event("stage", {"name": "tune", "label": f"{config.data.symbol}: tuning {config.model.model_type} with {len(jobs)} Ray workers"})
+    outcomes = run_ray(tune_worker, jobs, RayResources.of(config), on_done=done)
+    if all(outcome.error for outcome in outcomes):
+        raise RuntimeError(f"every tuning worker failed: {outcomes[0].error}")
+    with _quiet_optuna():
+        study = optuna.load_study(study_name=f"atb-{config.data.symbol}-{config.model.model_type}", storage=url)
+        return TuningResult.from_study(study, config.model.model_type, url, search)
 
 
 def default_pruner() -> optuna.pruners.MedianPruner:
@@ -375,7 +435,7 @@ def tuning_blocks(dataset: Dataset, cv_folds: int) -> list[tuple[Split, Split, S
 
 
 def _objective(
-    model_type: str, variant: str, dataset: Dataset, settings: FitSettings, fixed: dict[str, Any], search: Search
+    model_type: str, variant: str, dataset: Dataset, settings: FitSettings, fixed: dict[str, Any], search: Search, worker: str
 ) -> Callable[[optuna.Trial], float | list[float]]:
     """The trial function; it holds the training and validation parts only."""
     blocks = tuning_blocks(dataset, search.cv_folds)
@@ -384,6 +444,8 @@ def _objective(
     prune_epochs = single and search.objectives == ("val_loss",) and search.cv_folds == 0
 
     def objective(trial: optuna.Trial) -> float | list[float]:
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         model_overrides = {**search_space(trial, model_type), **fixed}
         fit_changes = fit_space(trial, model_type)
         trial.set_user_attr("overrides", _jsonable(model_overrides))
@@ -472,7 +534,7 @@ def _storage(url: str, engine_kwargs: dict, heartbeat: float) -> optuna.storages
             with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what makes a killed worker's trial run again
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(2 * heartbeat)),
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=_heartbeat_interval(heartbeat), grace_period=_grace_period(heartbeat),
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
                 )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
@@ -480,6 +542,30 @@ def _storage(url: str, engine_kwargs: dict, heartbeat: float) -> optuna.storages
                 raise
             time.sleep(0.5 * attempt)
             attempt += 1
+
+
+def _heartbeat_interval(heartbeat: float) -> int:
+    return max(1, round(heartbeat))  # Optuna counts whole seconds
+
+
+def _grace_period(heartbeat: float) -> int:
+    """Seconds without a heartbeat after which a running trial is stale: two missed beats."""
+    return max(2, round(2 * heartbeat))
+
+
+def _trials_run_before(study: optuna.Study, worker_tag: str, heartbeat: float) -> int:
+    """Trials an earlier run of this worker (same tag) ran to an end. If it died mid-trial, that
+    trial is failed once its heartbeat's grace period has passed, and queued again to run first."""
+    def own() -> list[FrozenTrial]:
+        return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_tag]
+
+    with warnings.catch_warnings():  # Optuna marks stale-trial handling experimental
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if any(t.state == TrialState.RUNNING for t in own()):
+            time.sleep(_grace_period(heartbeat) + _heartbeat_interval(heartbeat))
+            optuna.storages.fail_stale_trials(study)
+        killed = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in study.get_trials(deepcopy=False)}
+    return sum(t.state.is_finished() and t.number not in killed for t in own())
 
 
 def _check_fixed_overrides(model_type: str, fixed: dict[str, Any]) -> None:
