@@ -61,6 +61,7 @@ TuneCvOpt = Annotated[
     Optional[int], typer.Option("--tune-cv", help="Score trials on K purged walk-forward folds of the training and validation parts (0: the validation part).")
 ]
 MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help="Constraint: trials whose validation backtest falls more than this (e.g. 0.3) are infeasible.")]
+NoPlotsOpt = Annotated[bool, typer.Option("--no-plots", help="Write the report and the version without PNG plots (quicker).")]
 RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (auto, ray://host:10001); default: a local Ray started for this run.")]
 RayCpusOpt = Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs each Ray task declares, and its fit's threads (default 1).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads of each fit (torch and LightGBM; default: torch's own, LightGBM 2).")]
@@ -331,6 +332,7 @@ def train_model_command(
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
+    no_plots: NoPlotsOpt = False,
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")] = None,
 ) -> None:
     """Train one model: data -> features -> fit -> evaluate -> registry -> MLflow."""
@@ -363,6 +365,7 @@ def train_model_command(
             also=",".join(also) if also else None,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
+            plots=False if no_plots else None,
             tracking_uri=tracking_uri,
             **data_flags(data, exchange, timeframe, days, gaps, keep_last_bar, funding),
         )
@@ -551,6 +554,7 @@ def train_production_command(
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow")] = False,
+    no_plots: NoPlotsOpt = False,
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI")] = None,
 ) -> None:
     """Base models -> regime-aware ensemble with uncertainty, per symbol."""
@@ -597,6 +601,7 @@ def train_production_command(
             threads=threads,
             registry_dir=registry,
             mlflow=False if no_mlflow else None,
+            plots=False if no_plots else None,
             tracking_uri=tracking_uri,
         )
         with ProgressView(cfg.fit.epochs) as view:
@@ -628,6 +633,10 @@ def benchmark(
     no_skill_gate: NoSkillGateOpt = False,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the inference timings.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Directory for benchmark.json/.md/.png.")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="local (default: one series and seed after another here) or ray (one Ray task per series and seed).")] = None,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    threads: ThreadsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The protocol leaderboard: every model x series x seed, skill-gated and raw, beside naive and drift."""
@@ -639,7 +648,8 @@ def benchmark(
     def action():
         if seeds < 1 or walk_forward < 0:
             raise ConfigError(f"--seeds {seeds} must be >= 1" if seeds < 1 else f"--walk-forward {walk_forward} must be >= 0 (0: no folds)")
-        cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False, cv=cv, embargo=embargo)
+        cfg = build_config(config, epochs=epochs, variant=variant, skill_gate=False if no_skill_gate else None, mlflow=False, cv=cv, embargo=embargo,
+                           backend=backend, ray_address=ray_address, ray_cpus=ray_cpus, threads=threads)
         series = [Series.of_file(path) for path in files] if files else [Series(cfg.data.symbol)]
         types = [t.strip() for t in models.split(",") if t.strip()] if models else list(AVAILABLE_MODELS)
         with ProgressView(cfg.fit.epochs) as view:
@@ -655,6 +665,10 @@ def benchmark(
         for series, entries in shown.items():
             console.print(leaderboard_view(entries, f"{kind}, {series}: test RMSE/naive of the served forecast (raw, validation) per horizon"))
     console.print(f"Leaderboard: {paths['markdown']}, {paths['json']}, {paths['chart']}")
+    for failure in result["failures"]:
+        err_console.print(f"[bold red]{failure['series']} seed {failure['seed']} failed:[/] {escape(failure['error'])}")
+    if result["failures"]:
+        raise typer.Exit(code=1)
 
 
 def leaderboard_view(entries: dict, title: str) -> Table:

@@ -242,6 +242,7 @@ class OutputSpec:
     output_dir: Path = Path("training_output")
     mlflow: bool = True
     tracking_uri: str | None = None
+    plots: bool = True  # False: reports and versions without PNGs (quicker runs of many models)
 
     def __post_init__(self) -> None:
         for name in ("registry_dir", "output_dir"):

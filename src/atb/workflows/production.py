@@ -9,12 +9,16 @@ weights are evaluated beside it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,13 +37,14 @@ from atb.evaluation.skill import fit_skill_gate
 from atb.io import atomic_write_json
 from atb.layout import ENSEMBLE_FILE, PLOTS_DIR, PREDICTIONS_FILE, REPORT_FILE
 from atb.models.factory import tunable_models
+from atb.models.seeds import member_dir
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
 from atb.workflows.backends import Outcome, RayResources, run_local, run_ray
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
-from atb.workflows.train_model import TrainingResult, stored_result, train_model
+from atb.workflows.train_model import Member, TrainingResult, checkpoint_dir, fit_model, stored_result, train_model, training_data
 from atb.workflows.walk_forward import run_walk_forward
 
 if TYPE_CHECKING:
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ENSEMBLE_TYPE = "ensemble"
+MEMBERS_DIR = "members"  # under the output folder: seeds fitted by Ray tasks, until their base is stored
 
 
 @dataclass
@@ -102,9 +108,20 @@ def train_production(
 
 @dataclass(frozen=True)
 class BaseJob:
-    """One base model of one symbol, as a worker trains it: the symbol's config for that base."""
+    """One base model of one symbol, as a worker trains it: the symbol's config for that base, and
+    its seeds when member tasks fitted them (else the job fits them)."""
 
     config: TrainingConfig
+    members: tuple[Member, ...] = ()
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """One seed of one base model, fitted by a Ray task and saved in `folder` for its base's task."""
+
+    config: TrainingConfig  # the base model's
+    seed: int
+    folder: Path
 
 
 def base_jobs(config: TrainingConfig, threads: int | None = None) -> list[BaseJob]:
@@ -126,27 +143,60 @@ def fit_base(job: BaseJob, prepared: PreparedData | None = None, on_event: Event
         config, tuning = tuned_config(config, prepared.dataset, on_event)
         study = {"overrides": config.model.overrides, "learning_rate": config.fit.learning_rate, **tuning.to_dict()}
     on_event("stage", {"name": "fit", "label": f"{config.data.symbol}: {name}"})
-    return {"version": train_model(config, on_event=on_event, prepared=prepared).version.ref, "tuning": study}
+    return {"version": train_model(config, on_event=on_event, prepared=prepared, members=job.members).version.ref, "tuning": study}
+
+
+def fit_member(job: MemberJob) -> Member:
+    """Fit one seed of a base model as its seed ensemble would (same seed, same checkpoint folder) and save it."""
+    config = job.config
+    prepared = prepare_data(config)
+    dataset, train = training_data(prepared, config)
+    checkpoints = checkpoint_dir(config, prepared.candles) / member_dir(job.seed)
+    tic = time.perf_counter()
+    model = fit_model(config.replace(seed=job.seed, seeds=1), dataset, checkpoints, lambda row: None, ignore_events, train=train)
+    fit_s = time.perf_counter() - tic
+    job.folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{job.folder.name}.", dir=job.folder.parent))
+    model.save(partial)
+    shutil.rmtree(job.folder, ignore_errors=True)  # left by an attempt whose worker died after saving
+    os.replace(partial, job.folder)
+    return Member(job.seed, job.folder, fit_s)
 
 
 def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list[SymbolResult]:
-    """Every (symbol, base model) as a Ray task (paths made absolute: a worker may start elsewhere),
-    then each symbol's ensemble here."""
+    """Every (symbol, base model, seed) as a Ray task, then every (symbol, base model) assembling
+    its seeds, evaluating and storing it (one task per base fits and stores it when it is tuned
+    first, or has one seed), then each symbol's ensemble here. Paths are made absolute: a worker
+    may start elsewhere."""
     compute = configs[0].compute
     configs = [cfg.with_absolute_paths() for cfg in configs]
     jobs = [base_jobs(cfg, threads=compute.ray_cpus) for cfg in configs]
     flat = [job for symbol_jobs in jobs for job in symbol_jobs]
+    resources = RayResources.of(configs[0])
+    members_root = configs[0].output.output_dir / MEMBERS_DIR / uuid.uuid4().hex[:8]
 
-    def done(index: int, outcome: Outcome) -> None:
-        job = flat[index].config
-        state = f"failed: {outcome.error}" if outcome.error else f"stored {outcome.value['version']}"
-        on_event("message", {"text": f"{job.data.symbol} {job.model.model_type} {state}"})
+    def report(job: BaseJob, outcome: Outcome, what: str) -> None:
+        state = f"failed: {outcome.error}" if outcome.error else what
+        on_event("message", {"text": f"{job.config.data.symbol} {job.config.model.model_type} {state}"})
 
-    on_event("stage", {"name": "fit", "label": f"{len(flat)} base models on Ray"})
-    outcomes = iter(run_ray(fit_base, flat, RayResources.of(configs[0]), on_done=done))
+    try:
+        prior: list[Outcome | None] = [None] * len(flat)
+        if configs[0].production.base_seeds > 1 and not configs[0].tuning.tune:
+            flat, prior = _fit_members(flat, members_root, resources, report, on_event)
+        waiting = [index for index, outcome in enumerate(prior) if outcome is None]
+        on_event("stage", {"name": "fit", "label": f"{len(waiting)} base models on Ray"})
+        outcomes = run_ray(fit_base, [flat[i] for i in waiting], resources,
+                           on_done=lambda k, o: report(flat[waiting[k]], o, f"stored {o.value['version']}" if not o.error else ""))
+        for index, outcome in zip(waiting, outcomes):
+            prior[index] = outcome
+    finally:
+        shutil.rmtree(members_root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            members_root.parent.rmdir()  # unless another run's seeds are there
+    done = iter(prior)
     results = []
     for cfg, symbol_jobs in zip(configs, jobs):
-        symbol_outcomes = [next(outcomes) for _ in symbol_jobs]
+        symbol_outcomes = [next(done) for _ in symbol_jobs]
         on_event("stage", {"name": "symbol", "label": cfg.data.symbol})
         results.append(_guarded(
             cfg.data.symbol,
@@ -156,6 +206,29 @@ def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list
             on_event,
         ))
     return results
+
+
+def _fit_members(
+    jobs: list[BaseJob], root: Path, resources: RayResources, report: Callable[[BaseJob, Outcome, str], None], on_event: EventHandler
+) -> tuple[list[BaseJob], list[Outcome | None]]:
+    """Each base job's seeds as Ray tasks: the jobs with their fitted members, and for a job whose
+    member failed, that failure (the job is not run)."""
+    member_jobs = [
+        (index, MemberJob(job.config, seed, root / f"{job.config.data.symbol}-{job.config.model.model_type}" / member_dir(seed)))
+        for index, job in enumerate(jobs)
+        for seed in range(job.config.fit.seed, job.config.fit.seed + job.config.model.seeds)
+    ]
+    on_event("stage", {"name": "fit", "label": f"{len(member_jobs)} seeds of {len(jobs)} base models on Ray"})
+    outcomes = run_ray(fit_member, [member for _, member in member_jobs], resources,
+                       on_done=lambda k, o: report(jobs[member_jobs[k][0]], o, f"seed {member_jobs[k][1].seed} fitted"))
+    members: dict[int, list[Member]] = {index: [] for index in range(len(jobs))}
+    failed: list[Outcome | None] = [None] * len(jobs)
+    for (index, member), outcome in zip(member_jobs, outcomes):
+        if outcome.error:
+            failed[index] = failed[index] or Outcome(error=f"seed {member.seed}: {outcome.error}")
+        else:
+            members[index].append(outcome.value)
+    return [replace(job, members=tuple(members[index])) for index, job in enumerate(jobs)], failed
 
 
 def _guarded(symbol: str, run: Callable[[], SymbolResult], on_event: EventHandler) -> SymbolResult:
@@ -194,8 +267,8 @@ def finish_symbol(
         report.timings[f"{name}_fit_s"] = bases[name].report.timings["fit_s"]
         if outcome.value["tuning"]:
             out_dir.mkdir(parents=True, exist_ok=True)
-            plot = plot_tuning(outcome.value["tuning"], out_dir / f"tuning_{name}.png")
-            report.tuning = {**(report.tuning or {}), name: {**outcome.value["tuning"], "plot": plot.name}}
+            plot = plot_tuning(outcome.value["tuning"], out_dir / f"tuning_{name}.png").name if config.output.plots else None
+            report.tuning = {**(report.tuning or {}), name: {**outcome.value["tuning"], "plot": plot}}
 
     if not production.ensemble:
         report.timings["total_s"] = time.perf_counter() - started + sum(b.report.timings["total_s"] for b in bases.values())
@@ -230,19 +303,20 @@ def finish_symbol(
     with scratch_directory("production") as scratch:
         plots_dir = Path(scratch) / PLOTS_DIR
         plots_dir.mkdir()
-        report.plots = write_ensemble_plots(
-            plots_dir,
-            dataset,
-            models,
-            histories={name: base.report.history for name, base in bases.items()},
-            importances={name: base.importance for name, base in bases.items()},
-            fitted=fitted,
-            metrics=metrics,
-            summary={
-                "title": f"{symbol} production ensemble (stacking)",
-                "config": {"bases": ", ".join(bases), "epochs": config.fit.epochs, "mc_samples": production.mc_samples},
-            },
-        )
+        if config.output.plots:
+            report.plots = write_ensemble_plots(
+                plots_dir,
+                dataset,
+                models,
+                histories={name: base.report.history for name, base in bases.items()},
+                importances={name: base.importance for name, base in bases.items()},
+                fitted=fitted,
+                metrics=metrics,
+                summary={
+                    "title": f"{symbol} production ensemble (stacking)",
+                    "config": {"bases": ", ".join(bases), "epochs": config.fit.epochs, "mc_samples": production.mc_samples},
+                },
+            )
         report.timings["total_s"] = time.perf_counter() - started + sum(b.report.timings["total_s"] for b in bases.values())
 
         parts = {"validation": fitted.validation_predictions, "test": fitted.test_predictions}

@@ -60,16 +60,27 @@ class TrainingResult:
         return self.report.metrics
 
 
+@dataclass(frozen=True)
+class Member:
+    """One seed of a seed ensemble, fitted elsewhere (a Ray task) and saved in `path`."""
+
+    seed: int
+    path: Path
+    fit_s: float
+
+
 def train_model(
     config: TrainingConfig,
     on_event: EventHandler = ignore_events,
     candles: Candles | None = None,
     prepared: PreparedData | None = None,
+    members: tuple[Member, ...] = (),
 ) -> TrainingResult:
     """Train one model end to end and store it as a new registry version.
 
     `candles` (already validated) replace the configured source; `prepared`
-    (candles, features and dataset built for this config) skips those steps.
+    (candles, features and dataset built for this config) skips those steps;
+    `members` are the seeds of a seed ensemble already fitted, assembled instead of fitted.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -83,8 +94,7 @@ def train_model(
         on_event("stage", {"name": "features"})
         prepared = prepare_data(config, candles, on_event)
         timings["data_and_features_s"] = time.perf_counter() - tic
-    dataset = dataset_for(prepared, config, spec.model_type)
-    train = prepared.training_windows if dataset is prepared.dataset else dataset.train  # fixed-input types: the target only
+    dataset, train = training_data(prepared, config)
 
     device = str(resolve_device(config.fit.device)) if model_class(spec.model_type).is_neural else "cpu"
     registry = ModelRegistry(config.output.registry_dir)
@@ -102,9 +112,9 @@ def train_model(
 
         on_event("stage", {"name": "fit"})
         tic = time.perf_counter()
-        model = fit_model(config, dataset, checkpoints, on_epoch, on_event, train=train)
+        model = assemble(config, members) if members else fit_model(config, dataset, checkpoints, on_epoch, on_event, train=train)
         history = model.history_  # of the first seed when several were fitted
-        timings["fit_s"] = time.perf_counter() - tic
+        timings["fit_s"] = time.perf_counter() - tic + sum(member.fit_s for member in members)
 
         on_event("stage", {"name": "evaluate"})
         tic = time.perf_counter()
@@ -168,7 +178,8 @@ def train_model(
                 lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, spec.variant, dataset.transform.target.task, **spec.overrides),
                 model, dataset, FitSettings.from_spec(config.fit),
             )
-        report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance, report.learning_curve)
+        if config.output.plots:
+            report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance, report.learning_curve)
         timings["total_s"] = time.perf_counter() - started
         report.timings = timings
 
@@ -293,6 +304,21 @@ def fit_model(
         member.fit(train, dataset.val, seed_settings, on_epoch=on_epoch)
 
     return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)
+
+
+def training_data(prepared: PreparedData, config: TrainingConfig) -> tuple[Dataset, Windows]:
+    """The config's model type's dataset, and what it fits on: the shared training windows, or
+    for fixed-input types (the baselines) their own training part (the target only)."""
+    dataset = dataset_for(prepared, config, config.model.model_type)
+    return dataset, prepared.training_windows if dataset is prepared.dataset else dataset.train
+
+
+def assemble(config: TrainingConfig, members: tuple[Member, ...]) -> SeedAverage:
+    """The seed ensemble of saved members, which must be the config's seeds in order."""
+    expected = [config.fit.seed + i for i in range(config.model.seeds)]
+    if [member.seed for member in members] != expected:
+        raise ValueError(f"fitted members have seeds {[member.seed for member in members]}, the config asks for {expected}")
+    return SeedAverage([load_model(member.path) for member in members], expected)
 
 
 def feature_spec(prepared: PreparedData, config: TrainingConfig) -> dict:
