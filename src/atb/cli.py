@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from atb.config import ConfigError, TrainingConfig
+from atb.processes import exit_on_signal
 
 app = typer.Typer(help="Train, compare, ensemble and serve crypto price-forecasting models.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -210,10 +211,6 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log libr
     # MLflow sets its own logger level on import; its variable is the way to quiet it.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def exit_on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 @app.command("list-models")

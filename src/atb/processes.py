@@ -1,5 +1,6 @@
 """Which process owns a folder or a run, and whether it still lives: what lets the next
-run remove what a killed one left behind (build and scratch folders, RUNNING MLflow runs).
+run remove what a killed one left behind (build and scratch folders, RUNNING MLflow runs);
+and how a SIGTERM ends a run (as an exit, never in the middle of a tracking write).
 
 An owner is `{host}.{pid}`; only owners on this host are ever judged.
 """
@@ -13,6 +14,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,31 @@ logger = logging.getLogger(__name__)
 
 OWNER_END = "~"  # owned folder names: "{host}.{pid}~{rest}"
 SCRATCH_PREFIX = "atb-"
+_blocks = threading.local()  # per thread: depth of uninterrupted() blocks, the signal they hold back
+
+
+def exit_on_signal(signum: int, frame: object) -> None:
+    """The CLI's SIGTERM handler: unwind like an exit (temporary folders removed, an MLflow run
+    ended KILLED), at once, or inside `uninterrupted()` when that block ends."""
+    if getattr(_blocks, "depth", 0):
+        _blocks.held = signum
+        return
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A block a SIGTERM does not cut in two (a write to the tracking store, which an exit raised
+    inside it could leave locked): the exit waits for the block's end."""
+    _blocks.depth = getattr(_blocks, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _blocks.depth -= 1
+        held = getattr(_blocks, "held", None)
+        if not _blocks.depth and held is not None:
+            _blocks.held = None
+            raise SystemExit(128 + held)
 
 
 def host() -> str:

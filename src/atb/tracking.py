@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from atb.processes import owner, owner_exited
+from atb.processes import owner, owner_exited, uninterrupted
 from atb.registry import flatten_metrics
 
 logger = logging.getLogger(__name__)
@@ -224,7 +224,8 @@ class Tracker:
 
     def _safely(self, action: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:
-            call(*args, **kwargs)
+            with uninterrupted():
+                call(*args, **kwargs)
         except self._errors as exc:
             logger.warning("MLflow could not %s for run %s: %s", action, self._run_id, exc)
 

@@ -1,5 +1,6 @@
 """How `atb train production` wall time grows with symbols x base models x seeds, run here
-(local backend) and as Ray tasks on a local Ray of 1 and 2 workers (a benchmark, not a test).
+(local backend) and as Ray tasks on a local Ray of 1 and 2 CPUs, i.e. 1 and 2 tasks at a time
+(a benchmark, not a test). With seeds > 1, each seed is a task, then each base model's assembly.
 
 For each size, the three ways run one after another (interleaved, so a noisy machine hurts
 them alike), each in a fresh folder, fits on 1 thread each (`threads=1`, so the three give the
@@ -71,9 +72,10 @@ def main() -> None:
         for _ in range(args.repeats):
             for way in WAYS:
                 times[way].append(run(way, symbols, bases, seeds))
-        row = {"symbols": len(symbols), "bases": len(bases), "seeds": seeds, "tasks": len(symbols) * len(bases),
+        row = {"symbols": len(symbols), "bases": len(bases), "seeds": seeds, "fits": len(symbols) * len(bases) * seeds,
                **{way: round(min(values), 1) for way, values in times.items()}}
         row["speedup_ray2_vs_ray1"] = round(row["ray-1"] / row["ray-2"], 2)
+        row["speedup_ray2_vs_local"] = round(row["local"] / row["ray-2"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
 

@@ -156,3 +156,25 @@ def test_an_unusable_uri_is_one_clear_error(uri: str, expected: str, tmp_path: P
     with pytest.raises(TrackingError, match=expected):
         with Tracker(True, uri, "bad", "run", local_dir=tmp_path):
             pass
+
+
+def test_a_sigterm_during_a_tracking_write_exits_after_the_write():
+    import os
+    import signal
+
+    from atb.processes import exit_on_signal, uninterrupted
+
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    steps = []
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            with uninterrupted():
+                os.kill(os.getpid(), signal.SIGTERM)
+                steps.append("write finished")
+        assert steps == ["write finished"] and exit_info.value.code == 128 + signal.SIGTERM
+        with pytest.raises(SystemExit):  # outside a block the exit is at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("never")
+        assert steps == ["write finished"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
