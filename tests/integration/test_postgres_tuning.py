@@ -65,7 +65,7 @@ def test_two_ray_workers_share_a_study_and_a_killed_workers_trial_runs_again(pos
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna calls the retry record experimental
         (retry,) = [t for t in complete if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number]
-    assert retry.params == killed.params
+    assert killed.params.items() <= retry.params.items()  # the parameters drawn before the kill (maybe not all yet)
     workers = [t.user_attrs["worker"] for t in complete]
     assert sorted(workers.count(tag) for tag in set(workers)) == [5, 5]  # the restarted worker finished its own five
     assert "11 trials (10 complete, 0 pruned, 1 failed" in output
