@@ -4,10 +4,11 @@
 
 For each size, the three ways run one after another (interleaved, so a noisy machine hurts
 them alike), each in a fresh folder, fits on 1 thread each (`threads=1`, so the three give the
-same models), small settings: lightweight variants, 2 epochs, 900 days, 3 MC samples.
+same models), 900 days, 3 MC samples; small sizes fit lightweight variants for 2 epochs (the
+fixed costs dominate), the last ones default variants for 30 epochs (the fits dominate).
 Symbols are the bundled BTCUSDT sample and, from `../shared/data`, ETHUSDT (then BNBUSDT).
 
-    .venv/bin/python tests/benchmarks/bench_scaling.py [--repeats 1]
+    .venv/bin/python tests/benchmarks/bench_scaling.py [--repeats 1] [--sizes 0,1,...]
 """
 
 from __future__ import annotations
@@ -24,23 +25,26 @@ from atb.data import sample_path
 from atb.workflows.production import train_production
 
 SHARED = Path(__file__).parents[3] / "shared" / "data"
-SIZES = [  # (symbols, base models, seeds)
-    (("BTCUSDT",), ("lstm", "lightgbm"), 1),
-    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 1),
-    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 2),
-    (("BTCUSDT", "ETHUSDT", "BNBUSDT"), ("lstm", "lightgbm"), 1),
+SMALL, HEAVY = {"variant": "lightweight", "epochs": 2}, {"variant": "default", "epochs": 30}
+SIZES = [  # (symbols, base models, seeds, fit settings)
+    (("BTCUSDT",), ("lstm", "lightgbm"), 1, SMALL),
+    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 1, SMALL),
+    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 2, SMALL),
+    (("BTCUSDT", "ETHUSDT", "BNBUSDT"), ("lstm", "lightgbm"), 1, SMALL),
+    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 1, HEAVY),
+    (("BTCUSDT", "ETHUSDT"), ("lstm", "lightgbm"), 2, HEAVY),
 ]
 WAYS = ("local", "ray-1", "ray-2")
 
 
-def run(way: str, symbols: tuple[str, ...], bases: tuple[str, ...], seeds: int) -> float:
+def run(way: str, symbols: tuple[str, ...], bases: tuple[str, ...], seeds: int, settings: dict) -> float:
     """Wall seconds of one production run, `way` being local or ray-N (a local Ray of N CPUs)."""
     import ray
 
     paths = {s: sample_path(s) if s == "BTCUSDT" else SHARED / f"{s}_1d.csv" for s in symbols}
     with tempfile.TemporaryDirectory() as scratch:
         config = TrainingConfig.build(
-            variant="lightweight", base_models=bases, base_seeds=seeds, epochs=2, days=900, mc_samples=3, threads=1,
+            **settings, base_models=bases, base_seeds=seeds, patience=settings["epochs"], days=900, mc_samples=3, threads=1,
             backend="local" if way == "local" else "ray", mlflow=False,
             registry_dir=Path(scratch) / "models", output_dir=Path(scratch) / "out",
         )
@@ -62,17 +66,18 @@ def run(way: str, symbols: tuple[str, ...], bases: tuple[str, ...], seeds: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--sizes", default=",".join(str(i) for i in range(len(SIZES))), help="Which sizes to run (indexes).")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} is missing: this benchmark reads ETHUSDT and BNBUSDT daily candles from ../shared/data")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     rows = []
-    for symbols, bases, seeds in SIZES:
+    for symbols, bases, seeds, settings in (SIZES[int(i)] for i in args.sizes.split(",")):
         times: dict[str, list[float]] = {way: [] for way in WAYS}
         for _ in range(args.repeats):
             for way in WAYS:
-                times[way].append(run(way, symbols, bases, seeds))
-        row = {"symbols": len(symbols), "bases": len(bases), "seeds": seeds, "fits": len(symbols) * len(bases) * seeds,
+                times[way].append(run(way, symbols, bases, seeds, settings))
+        row = {"symbols": len(symbols), "bases": len(bases), "seeds": seeds, "fits": len(symbols) * len(bases) * seeds, **settings,
                **{way: round(min(values), 1) for way, values in times.items()}}
         row["speedup_ray2_vs_ray1"] = round(row["ray-1"] / row["ray-2"], 2)
         row["speedup_ray2_vs_local"] = round(row["local"] / row["ray-2"], 2)

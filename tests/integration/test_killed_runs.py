@@ -13,7 +13,7 @@ import pytest
 import safetensors.torch
 
 pytestmark = pytest.mark.slow
-TRAIN = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight", "--epochs", "5", "--patience", "50"]
+TRAIN = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight", "--epochs", "5", "--patience", "50", "--no-plots"]
 
 
 def environment(tmp_path: Path) -> dict[str, str]:

@@ -26,7 +26,7 @@ def cut(candles: Candles, end: int) -> Candles:
 @pytest.fixture(scope="module")
 def sample_version(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
-    config = TrainingConfig.build(model_type="lightgbm", registry_dir=root / "models", output_dir=root / "out", mlflow=False)
+    config = TrainingConfig.build(model_type="lightgbm", registry_dir=root / "models", output_dir=root / "out", mlflow=False, plots=False)
     result = train_model(config)
     return root, result
 

@@ -56,7 +56,7 @@ def tiny_gru(monkeypatch):
 def test_a_registered_network_is_trained_tuned_exported_and_ensembled(tiny_gru, tmp_path):
     assert "tiny_gru" in AVAILABLE_MODELS and "tiny_gru" in tunable_models()
     config = TrainingConfig.build(
-        model_type="tiny_gru", epochs=2, n_features=8, mlflow=False, device="cpu",
+        model_type="tiny_gru", epochs=2, n_features=8, mlflow=False, plots=False, device="cpu",
         registry_dir=tmp_path / "models", output_dir=tmp_path / "out",
     )
 

@@ -28,7 +28,7 @@ def outage_history(path):
 def test_a_history_with_outages_trains_and_reports_them(workdir):
     outage_history(workdir / "BTCUSD_2h.csv")
     result = CliRunner().invoke(
-        app, ["train", "model", "BTCUSD", "--data", "BTCUSD_2h.csv", "--model-type", "lstm", "--variant", "lightweight", "--epochs", "2", "--no-mlflow"]
+        app, ["train", "model", "BTCUSD", "--data", "BTCUSD_2h.csv", "--model-type", "lstm", "--variant", "lightweight", "--epochs", "2", "--no-mlflow", "--no-plots"]
     )
     assert result.exit_code == 0, result.output
     assert "2 gap(s), 325 missing bar(s)" in result.output
@@ -37,3 +37,5 @@ def test_a_history_with_outages_trains_and_reports_them(workdir):
     assert report["data"]["bar_duration"] == "0 days 02:00:00"
     assert any("without trades" in note for note in report["data"]["notes"])
     assert all(np.isfinite(report["metrics"]["lstm"][h]["rmse_ratio"]) for h in ("1", "7", "30"))
+    assert report["plots"] == {} and not list(workdir.glob("models/**/*.png"))  # --no-plots
+    assert "Plots: 0 PNGs" in result.output
