@@ -9,9 +9,10 @@ makes goes to the registry, which every worker reaches through the same path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,17 +59,30 @@ def run_local(function: Callable[..., Any], jobs: Sequence[Any], **shared: Any) 
     return outcomes
 
 
-def run_ray(function: Callable[[Any], Any], jobs: Sequence[Any], resources: RayResources,
-            on_done: Callable[[int, Outcome], None] = lambda index, outcome: None) -> list[Outcome]:
-    """`function(job)` for each job as a Ray task declaring `resources`; `on_done(index, outcome)`
-    as each finishes. A task whose worker dies (killed, out of memory, node lost) runs again, up
-    to WORKER_DEATH_RETRIES times; one that raises, or keeps dying, is an error of that job only."""
+@contextlib.contextmanager
+def ray_session(resources: RayResources) -> Iterator[None]:
+    """Ray for the block: the one already running, or one started here on `resources.address`
+    (a local Ray when None) and stopped at the end."""
     import ray  # loaded only for --backend ray
 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=resources.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_ray(function: Callable[[Any], Any], jobs: Sequence[Any], resources: RayResources,
+            on_done: Callable[[int, Outcome], None] = lambda index, outcome: None) -> list[Outcome]:
+    """`function(job)` for each job as a Ray task declaring `resources`; `on_done(index, outcome)`
+    as each finishes. A task whose worker dies (killed, out of memory, node lost) runs again, up
+    to WORKER_DEATH_RETRIES times; one that raises, or keeps dying, is an error of that job only."""
+    import ray
+
+    with ray_session(resources):
         task = ray.remote(function).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=WORKER_DEATH_RETRIES)
         pending = {task.remote(job): index for index, job in enumerate(jobs)}
         outcomes: list[Outcome | None] = [None] * len(jobs)
@@ -80,10 +94,7 @@ def run_ray(function: Callable[[Any], Any], jobs: Sequence[Any], resources: RayR
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if exc.cause is not None else exc
                 outcomes[index] = Outcome(error=f"{type(cause).__name__}: {cause}")
-            except ray.exceptions.RayError as exc:  # the worker died, the node was lost, ...
+            except ray.exceptions.RayError as exc:  # the worker kept dying, the node was lost, ...
                 outcomes[index] = Outcome(error=f"{type(exc).__name__}: {exc}")
             on_done(index, outcomes[index])
         return outcomes
-    finally:
-        if started_here:
-            ray.shutdown()

@@ -41,7 +41,7 @@ from atb.models.seeds import member_dir
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
-from atb.workflows.backends import Outcome, RayResources, run_local, run_ray
+from atb.workflows.backends import Outcome, RayResources, ray_session, run_local, run_ray
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
 from atb.workflows.train_model import Member, TrainingResult, checkpoint_dir, fit_model, stored_result, train_model, training_data
@@ -180,15 +180,16 @@ def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list
         on_event("message", {"text": f"{job.config.data.symbol} {job.config.model.model_type} {state}"})
 
     try:
-        prior: list[Outcome | None] = [None] * len(flat)
-        if configs[0].production.base_seeds > 1 and not configs[0].tuning.tune:
-            flat, prior = _fit_members(flat, members_root, resources, report, on_event)
-        waiting = [index for index, outcome in enumerate(prior) if outcome is None]
-        on_event("stage", {"name": "fit", "label": f"{len(waiting)} base models on Ray"})
-        outcomes = run_ray(fit_base, [flat[i] for i in waiting], resources,
-                           on_done=lambda k, o: report(flat[waiting[k]], o, f"stored {o.value['version']}" if not o.error else ""))
-        for index, outcome in zip(waiting, outcomes):
-            prior[index] = outcome
+        with ray_session(resources):
+            prior: list[Outcome | None] = [None] * len(flat)
+            if configs[0].production.base_seeds > 1 and not configs[0].tuning.tune:
+                flat, prior = _fit_members(flat, members_root, resources, report, on_event)
+            waiting = [index for index, outcome in enumerate(prior) if outcome is None]
+            on_event("stage", {"name": "fit", "label": f"{len(waiting)} base models on Ray"})
+            outcomes = run_ray(fit_base, [flat[i] for i in waiting], resources,
+                               on_done=lambda k, o: report(flat[waiting[k]], o, f"stored {o.value['version']}" if not o.error else ""))
+            for index, outcome in zip(waiting, outcomes):
+                prior[index] = outcome
     finally:
         shutil.rmtree(members_root, ignore_errors=True)
         with contextlib.suppress(OSError):
