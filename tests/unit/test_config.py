@@ -47,6 +47,13 @@ def test_yaml_flat_or_by_section_with_overrides(tmp_path):
     assert TrainingConfig.from_yaml(nested, epochs=7) == cfg
 
 
+def test_absolute_paths_for_workers_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainingConfig.build(data_path="a.csv", registry_dir="models", output_dir="out", backend="ray", ray_cpus=2).with_absolute_paths()
+    assert (cfg.data.data_path, cfg.output.registry_dir, cfg.output.output_dir) == (tmp_path / "a.csv", tmp_path / "models", tmp_path / "out")
+    assert cfg.data.funding_path is None and cfg.compute.ray_cpus == 2 and cfg.to_dict()["backend"] == "ray"
+
+
 def test_round_trip_through_the_flat_dict():
     cfg = TrainingConfig.build(horizons="1,7", data_path="a.csv")
     assert cfg.dataset.horizons == (1, 7)
