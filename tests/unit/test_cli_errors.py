@@ -108,6 +108,7 @@ def test_brackets_in_a_message_are_shown_not_swallowed_as_markup(tmp_path):
     ("args", "expected"),
     [
         (["benchmark", "--models", "naive", "--seeds", "0"], "--seeds 0 must be >= 1"),
+        (["tune", "--model-type", "lstm", "--workers", "2"], "tune_workers: 2 workers run as Ray tasks; add --backend ray"),
         (["benchmark", "--models", "naive", "--walk-forward", "-1"], "--walk-forward -1 must be >= 0"),
         (["features", "-o", f"{UNWRITABLE}/f.parquet"], f"--output {UNWRITABLE}"),
         (["validate-models", "--device", "tpu"], "--device: unknown device 'tpu'"),

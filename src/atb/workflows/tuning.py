@@ -335,6 +335,9 @@ def tune_from_config(config: TrainingConfig, on_event: EventHandler = ignore_eve
     model_type, symbol = config.model.model_type, config.data.symbol
     check_run(config, [model_type], writes_registry=False, command="atb tune")
     search = search_of(config.tuning)
+    if config.tuning.tune_workers > 1 and config.compute.backend != "ray":
+        raise ConfigError(f"tune_workers: {config.tuning.tune_workers} workers run as Ray tasks; add --backend ray, "
+                          "or start one `atb tune --worker K` process per worker on the same --storage")
     if config.compute.backend == "ray":
         result = _tune_on_ray(config, search, on_event)
     else:
