@@ -1,8 +1,10 @@
-"""Tuning workers as Ray tasks sharing one Optuna study on a real PostgreSQL server (started here
-with pgserver, no mock): `atb tune --backend ray --workers 2 --trials 5` records exactly 10
-complete trials, none twice, even when one worker's process is killed mid-trial: that trial is
-failed by its silent heartbeat and run again with the same parameters, and Ray starts the worker
-again to finish its five."""
+"""A real PostgreSQL server (started here with pgserver, no mock) as the Optuna storage and as
+MLflow's backend store.
+
+Tuning workers as Ray tasks share one study: `atb tune --backend ray --workers 2 --trials 5`
+records exactly 10 complete trials, none twice, even when one worker's process is killed
+mid-trial: that trial is failed by its silent heartbeat and run again with the same parameters,
+and Ray starts the worker again to finish its five. A training run tracks to a PostgreSQL URL."""
 
 import os
 import signal
@@ -15,8 +17,10 @@ from pathlib import Path
 import optuna
 import pgserver
 import pytest
+from mlflow.tracking import MlflowClient
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow
 ATB = str(Path(sys.executable).parent / "atb")
@@ -28,6 +32,7 @@ def postgres(tmp_path_factory):
     with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR on a bare CI machine
         warnings.simplefilter("ignore")
         server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    server.psql("CREATE DATABASE mlflow;")
     yield server.get_uri()
     server.cleanup()
 
@@ -69,3 +74,14 @@ def test_two_ray_workers_share_a_study_and_a_killed_workers_trial_runs_again(pos
     workers = [t.user_attrs["worker"] for t in complete]
     assert sorted(workers.count(tag) for tag in set(workers)) == [5, 5]  # the restarted worker finished its own five
     assert "11 trials (10 complete, 0 pruned, 1 failed" in output
+
+
+def test_a_training_run_tracks_to_postgresql(postgres, tmp_path):
+    url = make_url(postgres).set(database="mlflow").render_as_string(hide_password=False)
+    command = [ATB, "train", "model", "BTCUSDT", "--model-type", "naive", "--tracking-uri", url, "--no-plots"]
+    finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    client = MlflowClient(tracking_uri=url)
+    (run,) = client.search_runs([client.get_experiment_by_name("atb-BTCUSDT").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["registry_version"] == "BTCUSDT/naive/v0001"
+    assert run.data.metrics["test.naive.h1.rmse_ratio"] == 1.0
