@@ -1,8 +1,8 @@
 """`atb benchmark`: the protocol leaderboard in one command.
 
 For every series, every model type (and the stacking ensemble of the default
-bases when they are all benchmarked) and every seed (one job per series and
-seed, here or as a Ray task): fit on the training part,
+bases when they are all benchmarked) and every seed (one job per series here,
+a Ray task per series and seed): fit on the training part,
 fit the skill gate on the validation part, score on the test part beside naive
 and drift, raw and gated; optionally again on every walk-forward fold. Each
 fit is timed; inference speed, parameter count and weights size are measured
@@ -68,16 +68,18 @@ def run_benchmark(
     on_event: EventHandler = ignore_events,
 ) -> dict:
     """Every run's figures, their summary (mean and std over seeds and folds, and over series),
-    and speed per model type; JSON-ready. One job per (series, seed), here one after another or
-    as Ray tasks (`config.compute`); a failing job is listed under `failures` and the others kept."""
+    and speed per model type; JSON-ready. One job per series, here one after another, or
+    as a Ray task per (series, seed) (`config.compute`); a failing job is listed under `failures` and the others kept."""
     ray = config.compute.backend == "ray"
+    base = config.with_absolute_paths() if ray else config
+    configs = [base.replace(symbol=item.symbol, data_path=item.path) for item in series]
+    for cfg in configs:
+        check_run(cfg, model_types, writes_registry=False, command="atb benchmark")
+    seed_groups = [(seed,) for seed in seeds] if ray else [tuple(seeds)]  # here, a series' data is prepared once for every seed
     jobs = [
-        BenchmarkJob((config.with_absolute_paths() if ray else config).replace(symbol=item.symbol, data_path=item.path),
-                     tuple(model_types), seed, folds, with_speed=latency and index == 0)
-        for index, (item, seed) in enumerate((item, seed) for item in series for seed in seeds)
+        BenchmarkJob(cfg, tuple(model_types), group, folds, with_speed=latency and index == 0)
+        for index, (cfg, group) in enumerate((cfg, group) for cfg in configs for group in seed_groups)
     ]
-    for job in jobs[:: len(seeds)]:  # each series once
-        check_run(job.config, model_types, writes_registry=False, command="atb benchmark")
     if ray:
         threads = config.fit.threads or config.compute.ray_cpus
         jobs = [replace(job, config=job.config.replace(threads=threads)) for job in jobs]
@@ -85,8 +87,10 @@ def run_benchmark(
         outcomes = run_ray(run_job, jobs, RayResources.of(config), on_done=lambda i, o: on_event("message", {"text": _job_line(jobs[i], o)}))
     else:
         outcomes = run_local(run_job, jobs, on_event=on_event)
-    failures = [{"series": job.config.data.symbol, "seed": job.seed, "error": o.error} for job, o in zip(jobs, outcomes) if o.error]
-    if len(failures) == len(jobs):
+    failures = [
+        {"series": job.config.data.symbol, "seed": seed, "error": o.error} for job, o in zip(jobs, outcomes) if o.error for seed in job.seeds
+    ]
+    if all(outcome.error for outcome in outcomes):
         raise RuntimeError(f"every benchmark job failed; the first: {failures[0]['series']} seed {failures[0]['seed']}: {failures[0]['error']}")
     runs = [run for outcome in outcomes if not outcome.error for run in outcome.value["runs"]]
     return {
@@ -106,46 +110,47 @@ def run_benchmark(
 
 @dataclass(frozen=True)
 class BenchmarkJob:
-    """One series (its config) and seed: every model type on the holdout split and on `folds` folds."""
+    """One series (its config) and seeds: every model type on the holdout split and on `folds` folds."""
 
     config: TrainingConfig
     model_types: tuple[str, ...]
-    seed: int
+    seeds: tuple[int, ...]
     folds: int = 0
-    with_speed: bool = False  # time inference of the holdout split's served models
+    with_speed: bool = False  # time inference of the holdout split's served models (first seed)
 
 
 def run_job(job: BenchmarkJob, on_event: EventHandler = ignore_events) -> dict:
     """The job's runs (and the ensemble's where its bases are all benchmarked), and speed per model type when asked."""
-    cfg, symbol, seed = job.config, job.config.data.symbol, job.seed
+    cfg, symbol = job.config, job.config.data.symbol
     prepared = prepare_data(cfg)
     splits = [(HOLDOUT, None, prepared.dataset)]
     splits += [(f"fold_{fold.index}", fold.parts, dataset) for fold, dataset in fold_datasets(cfg, prepared, job.folds)] if job.folds else []
     runs, speed = [], {}
     for split, parts, dataset in splits:
-        served, own_datasets = {}, {}
-        for model_type in job.model_types:
-            on_event("stage", {"name": "fit", "label": f"{symbol} {split} {model_type} seed {seed}"})
-            run_cfg = cfg.replace(model_type=model_type, variant=variant_of(model_type, cfg.model.variant), seed=seed, seeds=1)
-            own = dataset_for(prepared, cfg, model_type, parts) if model_class(model_type).input_features else dataset
-            tic = time.perf_counter()
-            model = fit_model(run_cfg, own, None, lambda row: on_event("epoch", row), on_event)
-            fit_seconds = time.perf_counter() - tic
-            raw_val, raw_test = model.predict(own.val.X), model.predict(own.test.X)
-            gate = fit_gate(raw_val, own) if cfg.model.skill_gate and is_gated(model_type) else None
-            served[model_type], own_datasets[model_type] = GatedModel(model, gate) if gate else model, own
-            runs.append(_run(symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
-        if set(ENSEMBLE_BASES) <= set(served):
-            close = prepared.candles.frame["close"]
-            runs.append(_ensemble_run(symbol, split, seed, dataset, close, served, own_datasets, cfg.model.skill_gate))
-        if job.with_speed and split == HOLDOUT:
-            speed = {name: measure_speed(model, own_datasets[name].test.X) for name, model in served.items()}
+        for seed in job.seeds:
+            served, own_datasets = {}, {}
+            for model_type in job.model_types:
+                on_event("stage", {"name": "fit", "label": f"{symbol} {split} {model_type} seed {seed}"})
+                run_cfg = cfg.replace(model_type=model_type, variant=variant_of(model_type, cfg.model.variant), seed=seed, seeds=1)
+                own = dataset_for(prepared, cfg, model_type, parts) if model_class(model_type).input_features else dataset
+                tic = time.perf_counter()
+                model = fit_model(run_cfg, own, None, lambda row: on_event("epoch", row), on_event)
+                fit_seconds = time.perf_counter() - tic
+                raw_val, raw_test = model.predict(own.val.X), model.predict(own.test.X)
+                gate = fit_gate(raw_val, own) if cfg.model.skill_gate and is_gated(model_type) else None
+                served[model_type], own_datasets[model_type] = GatedModel(model, gate) if gate else model, own
+                runs.append(_run(symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
+            if set(ENSEMBLE_BASES) <= set(served):
+                close = prepared.candles.frame["close"]
+                runs.append(_ensemble_run(symbol, split, seed, dataset, close, served, own_datasets, cfg.model.skill_gate))
+            if job.with_speed and split == HOLDOUT and seed == job.seeds[0]:
+                speed = {name: measure_speed(model, own_datasets[name].test.X) for name, model in served.items()}
     return {"runs": runs, "speed": speed}
 
 
 def _job_line(job: BenchmarkJob, outcome: Outcome) -> str:
     state = f"failed: {outcome.error}" if outcome.error else f"{len(outcome.value['runs'])} runs"
-    return f"{job.config.data.symbol} seed {job.seed}: {state}"
+    return f"{job.config.data.symbol} seed {', '.join(map(str, job.seeds))}: {state}"
 
 
 def variant_of(model_type: str, variant: str) -> str:
