@@ -9,6 +9,7 @@ from atb.cli import app
 from atb.config import TrainingConfig
 from atb.data import sample_path
 from atb.evaluation.leaderboard import MEAN_OVER_SERIES
+from atb.evaluation.predictions import read_predictions, rmse_ratio_table
 from atb.workflows.benchmark import Series, run_benchmark, write_outputs
 
 runner = CliRunner()
@@ -31,6 +32,14 @@ def test_runs_summary_speed_and_outputs(tmp_path):
 
     paths = write_outputs(result, tmp_path)
     assert json.loads(paths["json"].read_text())["series"] == ["BTCUSDT"]
+    saved = read_predictions(paths["predictions"])
+    for run in result["runs"]:  # every figure re-scores from the saved forecasts
+        rows = saved[(saved["split"] == run["split"]) & (saved["model"] == run["model"]) & (saved["seed"] == run["seed"])]
+        ratios = rmse_ratio_table(rows)
+        for h, figures in run["horizons"].items():
+            assert ratios.loc[("test", h), "forecast"] == pytest.approx(figures["rmse_ratio"], rel=1e-9)
+            assert ratios.loc[("test", h), "raw"] == pytest.approx(figures["rmse_ratio_raw"], rel=1e-9)
+            assert ratios.loc[("validation", h), "forecast"] == pytest.approx(figures["val_rmse_ratio"], rel=1e-9)
     assert "## holdout: BTCUSDT" in paths["markdown"].read_text() and paths["chart"].stat().st_size > 5000
 
 

@@ -6,7 +6,9 @@ a Ray task per series and seed): fit on the training part,
 fit the skill gate on the validation part, score on the test part beside naive
 and drift, raw and gated; optionally again on every walk-forward fold. Each
 fit is timed; inference speed, parameter count and weights size are measured
-once per type. Nothing is stored in the registry.
+once per type. Every run's validation and test forecasts (served, raw, naive,
+drift) are kept, so any figure can be re-scored and any gate refitted without
+refitting a model. Nothing is stored in the registry.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from atb.config import ProductionSpec, TrainingConfig
@@ -26,6 +29,7 @@ from atb.dataset import Dataset
 from atb.ensemble.fit import SERVED_METHOD, fit_ensemble
 from atb.evaluation.leaderboard import MEAN_OVER_SERIES, leaderboard_markdown, summarise_runs
 from atb.evaluation.plots import plot_leaderboard
+from atb.evaluation.predictions import prediction_frame, write_predictions
 from atb.evaluation.protocol import score
 from atb.evaluation.skill import fit_skill_gate
 from atb.evaluation.speed import time_inference
@@ -68,7 +72,8 @@ def run_benchmark(
     on_event: EventHandler = ignore_events,
 ) -> dict:
     """Every run's figures, their summary (mean and std over seeds and folds, and over series),
-    and speed per model type; JSON-ready. One job per series, here one after another, or
+    and speed per model type, JSON-ready, and under `predictions` every run's forecasts
+    (a DataFrame, see `run_job`). One job per series, here one after another, or
     as a Ray task per (series, seed) (`config.compute`); a failing job is listed under `failures` and the others kept."""
     ray = config.compute.backend == "ray"
     base = config.with_absolute_paths() if ray else config
@@ -92,7 +97,8 @@ def run_benchmark(
     ]
     if all(outcome.error for outcome in outcomes):
         raise RuntimeError(f"every benchmark job failed; the first: {failures[0]['series']} seed {failures[0]['seed']}: {failures[0]['error']}")
-    runs = [run for outcome in outcomes if not outcome.error for run in outcome.value["runs"]]
+    done = [outcome.value for outcome in outcomes if not outcome.error]
+    runs = [run for value in done for run in value["runs"]]
     return {
         "machine": machine(),
         "backend": config.compute.backend,  # with ray, speed is timed inside a Ray task beside the others
@@ -104,7 +110,8 @@ def run_benchmark(
         "runs": runs,
         "failures": failures,
         "summary": summarise_runs(runs),
-        "speed": next((outcome.value["speed"] for outcome in outcomes if outcome.value and outcome.value["speed"]), {}),
+        "speed": next((value["speed"] for value in done if value["speed"]), {}),
+        "predictions": pd.concat([value["predictions"] for value in done], ignore_index=True),
     }
 
 
@@ -120,12 +127,14 @@ class BenchmarkJob:
 
 
 def run_job(job: BenchmarkJob, on_event: EventHandler = ignore_events) -> dict:
-    """The job's runs (and the ensemble's where its bases are all benchmarked), and speed per model type when asked."""
+    """The job's runs (and the ensemble's where its bases are all benchmarked), speed per model type
+    when asked, and `predictions`: each run's rows of `predictions.parquet` (validation and test
+    origins, prices; see `atb.evaluation.predictions`) after its series, split, model and seed."""
     cfg, symbol = job.config, job.config.data.symbol
     prepared = prepare_data(cfg)
     splits = [(HOLDOUT, None, prepared.dataset)]
     splits += [(f"fold_{fold.index}", fold.parts, dataset) for fold, dataset in fold_datasets(cfg, prepared, job.folds)] if job.folds else []
-    runs, speed = [], {}
+    runs, speed, frames = [], {}, []
     for split, parts, dataset in splits:
         for seed in job.seeds:
             served, own_datasets = {}, {}
@@ -140,12 +149,22 @@ def run_job(job: BenchmarkJob, on_event: EventHandler = ignore_events) -> dict:
                 gate = fit_gate(raw_val, own) if cfg.model.skill_gate and is_gated(model_type) else None
                 served[model_type], own_datasets[model_type] = GatedModel(model, gate) if gate else model, own
                 runs.append(_run(symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
+                frames.append(_forecast_rows(runs[-1], own, gate.apply(raw_val) if gate else raw_val, gate.apply(raw_test) if gate else raw_test, raw_val, raw_test))
             if set(ENSEMBLE_BASES) <= set(served):
                 close = prepared.candles.frame["close"]
-                runs.append(_ensemble_run(symbol, split, seed, dataset, close, served, own_datasets, cfg.model.skill_gate))
+                record, forecasts = _ensemble_run(symbol, split, seed, dataset, close, served, own_datasets, cfg.model.skill_gate)
+                runs.append(record)
+                frames.append(_forecast_rows(record, dataset, *forecasts))
             if job.with_speed and split == HOLDOUT and seed == job.seeds[0]:
                 speed = {name: measure_speed(model, own_datasets[name].test.X) for name, model in served.items()}
-    return {"runs": runs, "speed": speed}
+    return {"runs": runs, "speed": speed, "predictions": pd.concat(frames, ignore_index=True)}
+
+
+def _forecast_rows(run: dict, dataset: Dataset, served_val, served_test, raw_val, raw_test) -> pd.DataFrame:
+    """A run's forecasts of the validation and test origins, keyed by its series, split, model and seed."""
+    frame = prediction_frame(dataset, {"validation": served_val, "test": served_test}, {"validation": raw_val, "test": raw_test})
+    keys = pd.DataFrame({key: [run[key]] * len(frame) for key in ("series", "split", "model", "seed")})
+    return pd.concat([keys, frame], axis=1)
 
 
 def _job_line(job: BenchmarkJob, outcome: Outcome) -> str:
@@ -168,9 +187,10 @@ def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw
     return {"series": symbol, "split": split, "model": model, "seed": seed, "fit_s": fit_seconds, "horizons": horizons}
 
 
-def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, datasets: dict[str, Dataset], gated: bool) -> dict:
+def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, datasets: dict[str, Dataset], gated: bool) -> tuple[dict, tuple]:
     """The stacking ensemble of the (gated) default bases: fitted on their validation forecasts,
-    scored on the test part; its validation figure is cross-fitted."""
+    scored on the test part; its validation figure is cross-fitted. Returns the record and the
+    forecasts (served and raw, validation and test)."""
     tic = time.perf_counter()
     bases = {name: served[name] for name in ENSEMBLE_BASES}
     fitted = fit_ensemble(
@@ -191,7 +211,8 @@ def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, da
     for j, figures in enumerate(horizons.values()):
         figures["gate_a"] = float(gate.drift_weight[j]) if gate else None
         figures["gate_k"] = float(gate.model_weight[j]) if gate else None
-    return {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
+    record = {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
+    return record, (served_val, fitted.served_prediction, raw_val, raw_test)
 
 
 def _figures(dataset: Dataset, test: np.ndarray, val: np.ndarray, raw_test: np.ndarray, raw_val: np.ndarray) -> dict:
@@ -234,9 +255,12 @@ def machine() -> dict:
 
 
 def write_outputs(result: dict, directory: Path) -> dict[str, Path]:
-    """`benchmark.json`, `benchmark.md` and `benchmark.png` (the mean over series of the holdout split)."""
-    paths = {"json": directory / "benchmark.json", "markdown": directory / "benchmark.md", "chart": directory / "benchmark.png"}
-    atomic_write_json(paths["json"], result)
+    """`benchmark.json`, `benchmark.md`, `benchmark.png` (the mean over series of the holdout split)
+    and `predictions.parquet` (every run's forecasts)."""
+    paths = {name: directory / f"benchmark.{ext}" for name, ext in (("json", "json"), ("markdown", "md"), ("chart", "png"))}
+    paths["predictions"] = directory / "predictions.parquet"
+    atomic_write_json(paths["json"], {key: value for key, value in result.items() if key != "predictions"})
+    write_predictions(result["predictions"], paths["predictions"])
     atomic_write_text(paths["markdown"], leaderboard_markdown(result))
     series = ", ".join(result["series"])
     plot_leaderboard(result["summary"][HOLDOUT][MEAN_OVER_SERIES], paths["chart"], f"Test RMSE / naive, mean over {series}")
