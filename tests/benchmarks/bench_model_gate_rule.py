@@ -12,11 +12,13 @@ Rules (each gives `a_h`, `k_h` from the fitting block):
 
 - significant:  the model weight kept where the least-squares gated forecast beats
                 the baseline mix by a one-sided Diebold-Mariano test at p < 0.05,
-                on the same origins the weights were fitted on;
+                on the same origins the weights were fitted on (the gate's rule
+                before this comparison);
 - cross_fitted: the same test on out-of-fold forecasts: the fitting block cut in
                 two (purged), each half's gate and baseline mix fitted on the other
                 half; kept weights are then fitted on the whole block;
-- strict:       as significant, at p < 0.01;
+- strict:       as significant, at p < 0.01 (the gate's rule since, chosen by this
+                comparison: see `atb.evaluation.skill`);
 - baseline:     the model weight is never kept (the baseline mix always).
 
 The baseline mix (drift weight) follows the gate's own rule in every case.
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atb.evaluation.skill import SIGNIFICANCE, fit_baseline_gate, one_sided_pvalue
+from atb.evaluation.skill import fit_baseline_gate, one_sided_pvalue
 from atb.models.gate import SkillGate
 
 UNGATED = ("naive", "drift")
@@ -59,7 +61,7 @@ def cross_fitted_rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons:
         reference.append(fit_baseline_gate(y[fit_part], drift, horizons).apply(f[score_part]))
     scored, model, reference = np.concatenate([y[p] for p in parts]), np.concatenate(model), np.concatenate(reference)
     pvalues = [one_sided_pvalue(scored[:, j] - model[:, j], scored[:, j] - reference[:, j], h) for j, h in enumerate(horizons)]
-    return _keep(SkillGate.fit(f, y, drift), fit_baseline_gate(y, drift, horizons), np.array(pvalues) < SIGNIFICANCE)
+    return _keep(SkillGate.fit(f, y, drift), fit_baseline_gate(y, drift, horizons), np.array(pvalues) < 0.05)
 
 
 def baseline_rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...]) -> SkillGate:
@@ -71,7 +73,7 @@ def _keep(full: SkillGate, base: SkillGate, keep: np.ndarray) -> SkillGate:
                      model_weight=np.where(keep, full.model_weight, 0.0))
 
 
-RULES = {"significant": significant_rule(SIGNIFICANCE), "cross_fitted": cross_fitted_rule, "strict": significant_rule(0.01), "baseline": baseline_rule}
+RULES = {"significant": significant_rule(0.05), "cross_fitted": cross_fitted_rule, "strict": significant_rule(0.01), "baseline": baseline_rule}
 
 
 def run_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from atb.evaluation.skill import SIGNIFICANCE, fit_baseline_gate, fit_skill_gate
+from atb.evaluation.skill import DRIFT_SIGNIFICANCE, MODEL_SIGNIFICANCE, fit_baseline_gate, fit_skill_gate
 from atb.models.gate import SkillGate
 
 RNG = np.random.default_rng(0)
@@ -17,7 +17,7 @@ def test_a_forecast_with_real_skill_keeps_its_weight_and_noise_falls_back_to_the
     forecasts = np.column_stack([skilled[:, 0], noise[:, 1]])  # skill at the first horizon only
     gate = fit_skill_gate(forecasts, y, DRIFT, horizons=(1, 7))
     assert gate.evidence["model_kept"] == [True, False]
-    assert gate.evidence["pvalue"][0] < SIGNIFICANCE <= gate.evidence["pvalue"][1]
+    assert gate.evidence["pvalue"][0] < MODEL_SIGNIFICANCE <= gate.evidence["pvalue"][1]
     least_squares = SkillGate.fit(forecasts, y, DRIFT)
     assert gate.model_weight[0] == least_squares.model_weight[0] > 0.5
     assert gate.model_weight[1] == 0.0
@@ -42,5 +42,5 @@ def test_the_drift_weight_is_kept_only_where_the_mix_beats_naive_significantly()
     noisy = DRIFT + noise - noise.mean(axis=0)  # the same mean as drift, lost in noise: not significant
     gate = fit_baseline_gate(noisy, DRIFT, (1, 7))
     np.testing.assert_allclose(SkillGate.baseline_only(noisy, DRIFT).drift_weight, 1.0)
-    assert gate.evidence["drift_kept"] == [False, False] and min(gate.evidence["drift_pvalue"]) >= SIGNIFICANCE
+    assert gate.evidence["drift_kept"] == [False, False] and min(gate.evidence["drift_pvalue"]) >= DRIFT_SIGNIFICANCE
     np.testing.assert_array_equal(gate.drift_weight, 0.0)
