@@ -47,6 +47,11 @@ class RayResources:
         return cls(compute.ray_address, compute.ray_cpus, 1.0 if config.fit.device == "cuda" else 0.0)
 
 
+def task_threads(config: TrainingConfig) -> int:
+    """CPU threads of a fit inside a Ray task: the config's own, else the CPUs each task declares."""
+    return config.fit.threads or config.compute.ray_cpus
+
+
 def run_local(function: Callable[..., Any], jobs: Sequence[Any], **shared: Any) -> list[Outcome]:
     """`function(job, **shared)` for each job, in order, in this process."""
     outcomes = []

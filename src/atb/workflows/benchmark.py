@@ -39,7 +39,7 @@ from atb.models.gate import GatedModel, SkillGate
 from atb.models.onnx import OnnxForecaster, onnx_bytes
 from atb.processes import scratch_directory
 from atb.workflows.assessment import fit_gate, is_gated
-from atb.workflows.backends import Outcome, RayResources, run_local, run_ray
+from atb.workflows.backends import Outcome, RayResources, run_local, run_ray, task_threads
 from atb.workflows.preflight import check_run
 from atb.workflows.steps import EventHandler, dataset_for, ignore_events, prepare_data
 from atb.workflows.train_model import fit_model
@@ -86,8 +86,7 @@ def run_benchmark(
         for index, (cfg, group) in enumerate((cfg, group) for cfg in configs for group in seed_groups)
     ]
     if ray:
-        threads = config.fit.threads or config.compute.ray_cpus
-        jobs = [replace(job, config=job.config.replace(threads=threads)) for job in jobs]
+        jobs = [replace(job, config=job.config.replace(threads=task_threads(config))) for job in jobs]
         on_event("stage", {"name": "fit", "label": f"{len(jobs)} benchmark jobs (series x seed) on Ray"})
         outcomes = run_ray(run_job, jobs, RayResources.of(config), on_done=lambda i, o: on_event("message", {"text": _job_line(jobs[i], o)}))
     else:

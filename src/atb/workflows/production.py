@@ -41,7 +41,7 @@ from atb.models.seeds import member_dir
 from atb.models.trainer import FitSettings
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
-from atb.workflows.backends import Outcome, RayResources, ray_session, run_local, run_ray
+from atb.workflows.backends import Outcome, RayResources, ray_session, run_local, run_ray, task_threads
 from atb.workflows.preflight import check_run, check_writable
 from atb.workflows.steps import EventHandler, PreparedData, ignore_events, prepare_data, symbol_tracker
 from atb.workflows.train_model import Member, TrainingResult, checkpoint_dir, fit_model, stored_result, train_model, training_data
@@ -124,13 +124,11 @@ class MemberJob:
     folder: Path
 
 
-def base_jobs(config: TrainingConfig, threads: int | None = None) -> list[BaseJob]:
-    """A job per base model of the symbol's `config` (fits on `threads` CPU threads when the config sets none)."""
+def base_jobs(config: TrainingConfig, ray: bool = False) -> list[BaseJob]:
+    """A job per base model of the symbol's `config` (under Ray, fitting on the task's CPU threads)."""
     production = config.production
-    return [
-        BaseJob(config.replace(model_type=name, seeds=production.base_seeds, threads=config.fit.threads or threads))
-        for name in production.base_models
-    ]
+    threads = task_threads(config) if ray else config.fit.threads
+    return [BaseJob(config.replace(model_type=name, seeds=production.base_seeds, threads=threads)) for name in production.base_models]
 
 
 def fit_base(job: BaseJob, prepared: PreparedData | None = None, on_event: EventHandler = ignore_events) -> dict:
@@ -168,9 +166,8 @@ def _train_on_ray(configs: list[TrainingConfig], on_event: EventHandler) -> list
     its seeds, evaluating and storing it (one task per base fits and stores it when it is tuned
     first, or has one seed), then each symbol's ensemble here. Paths are made absolute: a worker
     may start elsewhere."""
-    compute = configs[0].compute
     configs = [cfg.with_absolute_paths() for cfg in configs]
-    jobs = [base_jobs(cfg, threads=compute.ray_cpus) for cfg in configs]
+    jobs = [base_jobs(cfg, ray=True) for cfg in configs]
     flat = [job for symbol_jobs in jobs for job in symbol_jobs]
     resources = RayResources.of(configs[0])
     members_root = configs[0].output.output_dir / MEMBERS_DIR / uuid.uuid4().hex[:8]

@@ -60,7 +60,7 @@ from atb.io import atomic_write_json
 from atb.models import create_model, model_class
 from atb.models.factory import MODEL_CLASSES, tunable_models
 from atb.models.trainer import FitSettings
-from atb.workflows.backends import Outcome, RayResources, run_ray
+from atb.workflows.backends import Outcome, RayResources, run_ray, task_threads
 from atb.workflows.preflight import check_run
 from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data
 
@@ -392,12 +392,12 @@ def _tune_on_ray(config: TrainingConfig, search: Search, on_event: EventHandler)
     """`tune_workers` Ray tasks on one study (default storage: the SQLite file in the output folder,
     which only workers on this machine reach; a cluster needs a server URL such as postgresql://...)."""
     config = config.with_absolute_paths()
-    tuning, compute = config.tuning, config.compute
+    tuning = config.tuning
     url = tuning.tune_storage or f"sqlite:///{config.output.output_dir / DEFAULT_STORAGE_FILE}"
     config.output.output_dir.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
     jobs = [
-        TuningJob(config.replace(tune_storage=url, tune_worker=tuning.tune_worker + k, threads=config.fit.threads or compute.ray_cpus), run)
+        TuningJob(config.replace(tune_storage=url, tune_worker=tuning.tune_worker + k, threads=task_threads(config)), run)
         for k in range(tuning.tune_workers)
     ]
 
