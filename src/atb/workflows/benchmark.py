@@ -147,8 +147,9 @@ def run_job(job: BenchmarkJob, on_event: EventHandler = ignore_events) -> dict:
                 raw_val, raw_test = model.predict(own.val.X), model.predict(own.test.X)
                 gate = fit_gate(raw_val, own) if cfg.model.skill_gate and is_gated(model_type) else None
                 served[model_type], own_datasets[model_type] = GatedModel(model, gate) if gate else model, own
-                runs.append(_run(symbol, split, model_type, seed, fit_seconds, own, raw_val, raw_test, gate))
-                frames.append(_forecast_rows(runs[-1], own, gate.apply(raw_val) if gate else raw_val, gate.apply(raw_test) if gate else raw_test, raw_val, raw_test))
+                forecasts = (gate.apply(raw_val), gate.apply(raw_test), raw_val, raw_test) if gate else (raw_val, raw_test, raw_val, raw_test)
+                runs.append(_run(symbol, split, model_type, seed, fit_seconds, own, forecasts, gate))
+                frames.append(_forecast_rows(runs[-1], own, *forecasts))
             if set(ENSEMBLE_BASES) <= set(served):
                 close = prepared.candles.frame["close"]
                 record, forecasts = _ensemble_run(symbol, split, seed, dataset, close, served, own_datasets, cfg.model.skill_gate)
@@ -176,9 +177,10 @@ def variant_of(model_type: str, variant: str) -> str:
     return variant if variant in model_class(model_type).variants else "default"
 
 
-def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, raw_val, raw_test, gate: SkillGate | None) -> dict:
-    """One fit's record: the served (gated) forecast's figures with the raw model's beside them."""
-    served_val, served_test = (gate.apply(raw_val), gate.apply(raw_test)) if gate else (raw_val, raw_test)
+def _run(symbol, split, model, seed, fit_seconds, dataset: Dataset, forecasts: tuple, gate: SkillGate | None) -> dict:
+    """One fit's record: the served (gated) forecast's figures with the raw model's beside them;
+    `forecasts` are the served validation and test forecasts, then the raw ones."""
+    served_val, served_test, raw_val, raw_test = forecasts
     horizons = _figures(dataset, served_test, served_val, raw_test, raw_val)
     for j, figures in enumerate(horizons.values()):
         figures["gate_a"] = float(gate.drift_weight[j]) if gate else None
@@ -205,13 +207,8 @@ def _ensemble_run(symbol, split, seed, dataset: Dataset, close, served: dict, da
     )
     served_val, raw = fitted.validation_predictions[SERVED_METHOD], f"{SERVED_METHOD}_raw"
     raw_test, raw_val = fitted.test_predictions.get(raw, fitted.served_prediction), fitted.validation_predictions.get(raw, served_val)
-    horizons = _figures(dataset, fitted.served_prediction, served_val, raw_test, raw_val)
-    gate = fitted.spec.gate
-    for j, figures in enumerate(horizons.values()):
-        figures["gate_a"] = float(gate.drift_weight[j]) if gate else None
-        figures["gate_k"] = float(gate.model_weight[j]) if gate else None
-    record = {"series": symbol, "split": split, "model": SERVED_METHOD, "seed": seed, "fit_s": time.perf_counter() - tic, "horizons": horizons}
-    return record, (served_val, fitted.served_prediction, raw_val, raw_test)
+    forecasts = (served_val, fitted.served_prediction, raw_val, raw_test)
+    return _run(symbol, split, SERVED_METHOD, seed, time.perf_counter() - tic, dataset, forecasts, fitted.spec.gate), forecasts
 
 
 def _figures(dataset: Dataset, test: np.ndarray, val: np.ndarray, raw_test: np.ndarray, raw_val: np.ndarray) -> dict:
