@@ -117,7 +117,7 @@ def main() -> None:
     table = pd.DataFrame(records)
     per_type = table.groupby(["rule", "model", "horizon"])["ratio"].mean().unstack("horizon")
     print(f"later {1 - args.fit_share:.0%} of each run's validation origins (purged), gate fitted on the earlier part; RMSE/naive")
-    print("| rule | mean over runs | worst type (mean over its series) | runs above 1.01 |\n|---|---|---|---|")
+    print("| rule | mean over runs | worst type (mean over its series) | (run, horizon) pairs above 1.01 |\n|---|---|---|---|")
     for rule in RULES:
         mean = table[table["rule"] == rule].groupby("horizon")["ratio"].mean()
         worst = per_type.loc[rule].max(axis=0)
