@@ -30,26 +30,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from atb.evaluation.skill import fit_baseline_gate, one_sided_pvalue
+from atb.evaluation.skill import fit_baseline_gate, fit_skill_gate, one_sided_pvalue
 from atb.models.gate import SkillGate
 
 UNGATED = ("naive", "drift")
-
-
-def significant_rule(level: float) -> Callable:
-    def rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...]) -> SkillGate:
-        full, base = SkillGate.fit(f, y, drift), fit_baseline_gate(y, drift, horizons)
-        pvalues = [one_sided_pvalue(y[:, j] - g, y[:, j] - b, h)
-                   for j, (h, g, b) in enumerate(zip(horizons, full.apply(f).T, base.apply(f).T))]
-        return _keep(full, base, np.array(pvalues) < level)
-
-    return rule
 
 
 def cross_fitted_rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...]) -> SkillGate:
@@ -61,19 +51,21 @@ def cross_fitted_rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons:
         reference.append(fit_baseline_gate(y[fit_part], drift, horizons).apply(f[score_part]))
     scored, model, reference = np.concatenate([y[p] for p in parts]), np.concatenate(model), np.concatenate(reference)
     pvalues = [one_sided_pvalue(scored[:, j] - model[:, j], scored[:, j] - reference[:, j], h) for j, h in enumerate(horizons)]
-    return _keep(SkillGate.fit(f, y, drift), fit_baseline_gate(y, drift, horizons), np.array(pvalues) < 0.05)
+    full, base, keep = SkillGate.fit(f, y, drift), fit_baseline_gate(y, drift, horizons), np.array(pvalues) < 0.05
+    return SkillGate(drift=full.drift, drift_weight=np.where(keep, full.drift_weight, base.drift_weight),
+                     model_weight=np.where(keep, full.model_weight, 0.0))
 
 
 def baseline_rule(f: np.ndarray, y: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...]) -> SkillGate:
     return fit_baseline_gate(y, drift, horizons)
 
 
-def _keep(full: SkillGate, base: SkillGate, keep: np.ndarray) -> SkillGate:
-    return SkillGate(drift=full.drift, drift_weight=np.where(keep, full.drift_weight, base.drift_weight),
-                     model_weight=np.where(keep, full.model_weight, 0.0))
-
-
-RULES = {"significant": significant_rule(0.05), "cross_fitted": cross_fitted_rule, "strict": significant_rule(0.01), "baseline": baseline_rule}
+RULES = {
+    "significant": partial(fit_skill_gate, level=0.05),
+    "cross_fitted": cross_fitted_rule,
+    "strict": partial(fit_skill_gate, level=0.01),
+    "baseline": baseline_rule,
+}
 
 
 def run_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:

@@ -38,22 +38,23 @@ DRIFT_SIGNIFICANCE = 0.05  # the drift weight against naive
 
 
 def fit_skill_gate(
-    val_prediction: np.ndarray, val_target: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...]
+    val_prediction: np.ndarray, val_target: np.ndarray, drift: np.ndarray, horizons: tuple[int, ...], level: float = MODEL_SIGNIFICANCE
 ) -> SkillGate:
-    """The gate per horizon: least squares where the model's skill on validation is significant,
-    the baseline mix elsewhere; the evidence (p-values, which kept the model) is recorded."""
+    """The gate per horizon: least squares where the model's skill on validation is significant
+    (one-sided p < `level`), the baseline mix elsewhere; the evidence (p-values, which kept the
+    model) is recorded."""
     y = np.asarray(val_target, dtype=float)
     full = SkillGate.fit(val_prediction, y, drift)
     baseline = fit_baseline_gate(y, drift, horizons)
     gated, base = full.apply(val_prediction), baseline.apply(val_prediction)
     pvalues = [one_sided_pvalue(y[:, j] - gated[:, j], y[:, j] - base[:, j], h) for j, h in enumerate(horizons)]
-    keep = np.array([p < MODEL_SIGNIFICANCE for p in pvalues])
+    keep = np.array([p < level for p in pvalues])
     return SkillGate(
         drift=full.drift,
         drift_weight=np.where(keep, full.drift_weight, baseline.drift_weight),
         model_weight=np.where(keep, full.model_weight, 0.0),
         evidence={
-            "test": f"Diebold-Mariano, one-sided, on validation: gated model vs baseline gate at p < {MODEL_SIGNIFICANCE}, "
+            "test": f"Diebold-Mariano, one-sided, on validation: gated model vs baseline gate at p < {level}, "
                     f"baseline mix vs naive at p < {DRIFT_SIGNIFICANCE}",
             "pvalue": pvalues,
             "model_kept": keep.tolist(),
