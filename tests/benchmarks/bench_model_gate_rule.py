@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from atb.evaluation.predictions import wide_forecasts
 from atb.evaluation.skill import fit_baseline_gate, fit_skill_gate, one_sided_pvalue
 from atb.models.gate import SkillGate
 
@@ -71,12 +72,9 @@ RULES = {
 def run_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     """One run's validation origins: origin close `(n,)`, realised close, raw log-return forecast
     and target `(n, H)`, the drift `(H,)`, and the horizons."""
-    wide = rows.pivot(index="origin_time", columns="horizon").sort_index()
-    horizons = tuple(int(h) for h in wide["realised"].columns)
-    close = wide["origin_close"].iloc[:, 0].to_numpy(dtype=float)
-    realised = wide["realised"].to_numpy(dtype=float)
-    raw = np.log(wide["raw"].to_numpy(dtype=float) / close[:, None])
-    drift = np.log(wide["drift"].to_numpy(dtype=float) / close[:, None])[0]
+    horizons, close, realised, forecasts = wide_forecasts(rows)
+    raw = np.log(forecasts["raw"] / close[:, None])
+    drift = np.log(forecasts["drift"] / close[:, None])[0]
     return close, realised, raw, np.log(realised / close[:, None]), drift, horizons
 
 

@@ -76,14 +76,18 @@ def rescore(frame: pd.DataFrame, part: str, training_close: np.ndarray) -> dict[
     rows = frame[frame["part"] == part]
     if rows.empty:
         raise ValueError(f"no saved predictions for part {part!r}; parts: {sorted(frame['part'].unique())}")
-    wide = rows.pivot(index="origin_time", columns="horizon")
+    horizons, origin_close, realised, forecasts = wide_forecasts(rows)
+    return {column: evaluate_forecasts(origin_close, realised, forecasts[column], horizons, training_close) for column in FORECASTS}
+
+
+def wide_forecasts(rows: pd.DataFrame) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """One part's rows as arrays by origin (in time order): the horizons, origin closes `(n,)`,
+    realised closes `(n, H)` and each forecast column `(n, H)`."""
+    wide = rows.pivot(index="origin_time", columns="horizon").sort_index()
     horizons = tuple(int(h) for h in wide["realised"].columns)
     origin_close = wide["origin_close"].iloc[:, 0].to_numpy(dtype=float)
-    realised = wide["realised"].to_numpy(dtype=float)
-    return {
-        column: evaluate_forecasts(origin_close, realised, wide[column].to_numpy(dtype=float), horizons, training_close)
-        for column in FORECASTS
-    }
+    forecasts = {column: wide[column].to_numpy(dtype=float) for column in FORECASTS}
+    return horizons, origin_close, wide["realised"].to_numpy(dtype=float), forecasts
 
 
 def rmse_ratio_table(frame: pd.DataFrame) -> pd.DataFrame:

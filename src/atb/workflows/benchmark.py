@@ -253,8 +253,12 @@ def machine() -> dict:
 def write_outputs(result: dict, directory: Path) -> dict[str, Path]:
     """`benchmark.json`, `benchmark.md`, `benchmark.png` (the mean over series of the holdout split)
     and `predictions.parquet` (every run's forecasts)."""
-    paths = {name: directory / f"benchmark.{ext}" for name, ext in (("json", "json"), ("markdown", "md"), ("chart", "png"))}
-    paths["predictions"] = directory / "predictions.parquet"
+    paths = {
+        "json": directory / "benchmark.json",
+        "markdown": directory / "benchmark.md",
+        "chart": directory / "benchmark.png",
+        "predictions": directory / "predictions.parquet",
+    }
     atomic_write_json(paths["json"], {key: value for key, value in result.items() if key != "predictions"})
     write_predictions(result["predictions"], paths["predictions"])
     atomic_write_text(paths["markdown"], leaderboard_markdown(result))
