@@ -90,11 +90,15 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How candles and features become windows and targets."""
+    """How candles and features become windows and targets, and how the origins are split."""
 
     horizons: tuple[int, ...] = (1, 7, 30)
     lookback: int = 60
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    # The latest share of the training origins, after a purge of the longest horizon, that the
+    # early stopping of the networks and LightGBM watches; they never fit on the validation part,
+    # which is left to the skill gate. The validation share, not tuned.
+    stop_share: float = 0.15
     # Chosen on the validation part (tests/benchmarks/bench_selection.py; README): top 20 by
     # |corr| with the next bar's log return. "return": mean |corr| over every horizon's log
     # return (the overlapping long-horizon target dominates it); "close": the price.
@@ -116,6 +120,7 @@ class DatasetSpec:
         _require(len(split) == 3, f"split: {split} must be three fractions (train, validation, test)")
         _require(all(s > 0 for s in split), f"split: {split} must all be > 0")
         _require(abs(sum(split) - 1.0) < 1e-6, f"split: {split} must sum to 1")
+        _require(0 < self.stop_share < 0.5, f"stop_share: {self.stop_share} must be in (0, 0.5)")
         _require(self.n_features >= 1, f"n_features: {self.n_features} must be >= 1")
         _require(self.max_idle_bars >= 0, f"max_idle_bars: {self.max_idle_bars} must be >= 0")
         _require(self.selection_target in SELECTION_TARGETS, f"selection_target: {self.selection_target!r} is not one of {list(SELECTION_TARGETS)}")

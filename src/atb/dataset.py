@@ -275,6 +275,26 @@ def split_origins(n_origins: int, fractions: tuple[float, float, float], purge: 
     return train, val, test
 
 
+def early_stopping_split(train: Split, share: float, purge: int) -> tuple[Split, Split]:
+    """The training origins to fit on, and the latest `share` of them to stop early on.
+
+    Cut by origin date, so the windows of a global model's series are cut at the same
+    dates; the `purge` origin dates before the held-out tail are left out, as their
+    targets reach into it. The validation part stays unseen by the fit, for the skill gate.
+    """
+    dates = np.unique(train.origin_time)
+    n_stop = int(round(len(dates) * share))
+    n_fit = len(dates) - n_stop - purge
+    if n_stop < 1 or n_fit < 1:
+        raise ValueError(
+            f"not enough training origins to stop early on a held-out tail: {len(dates)} origin dates, "
+            f"stop_share {share} and a purge of {purge}; use more history or a larger training share"
+        )
+    fit_on = np.flatnonzero(train.origin_time <= dates[n_fit - 1])
+    stop_on = np.flatnonzero(train.origin_time >= dates[-n_stop])
+    return train.subset(fit_on), train.subset(stop_on)
+
+
 def select_features(
     features: pd.DataFrame, target: pd.DataFrame | pd.Series, k: int
 ) -> tuple[list[str], pd.Series]:

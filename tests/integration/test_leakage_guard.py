@@ -1,7 +1,11 @@
 """Train on data whose test part is replaced by noise: every training-side output (selection,
-scaler, weights, the skill gate) is identical."""
+scaler, weights, the skill gate) is identical; a model fitted on data whose validation part
+is replaced by noise forecasts the same."""
+
+from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from atb.config import TrainingConfig
@@ -10,7 +14,8 @@ from atb.data.sources import Candles
 from atb.models import create_model
 from atb.models.trainer import FitSettings
 from atb.workflows.assessment import fit_gate
-from atb.workflows.steps import prepare_data
+from atb.workflows.steps import ignore_events, prepare_data
+from atb.workflows.train_model import fit_model
 
 
 def _noisy_test_part(candles: Candles, start) -> Candles:
@@ -48,3 +53,18 @@ def test_training_side_outputs_ignore_the_test_part():
         assert torch.equal(tensor, weights[1][name]), name
     for part in ("drift", "drift_weight", "model_weight"):
         np.testing.assert_array_equal(getattr(gates[0], part), getattr(gates[1], part))
+
+
+@pytest.mark.parametrize("model_type", ["lstm", "lightgbm"])
+def test_a_fitted_model_never_reads_the_validation_part(model_type):
+    """Early stopping watches a held-out tail of the training part: validation windows and targets
+    replaced by the first training windows (where the loss falls with every epoch, so stopping
+    on them would stop elsewhere) leave the fitted model's forecasts unchanged; only the gate reads them."""
+    config = TrainingConfig.build(model_type=model_type, variant="lightweight", epochs=8, patience=2, seed=7, mlflow=False)
+    dataset = prepare_data(config, load_candles()).dataset
+    other = dataset.train.subset(slice(0, len(dataset.val)))
+    forecasts = [
+        fit_model(config, replace(dataset, val=val), None, lambda row: None, ignore_events).predict(dataset.test.X)
+        for val in (dataset.val, other)
+    ]
+    np.testing.assert_array_equal(forecasts[0], forecasts[1])

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from atb.config import DatasetSpec
-from atb.dataset import FeatureTransform, TargetSpec, auxiliary_training_windows, build_dataset, select_features, split_origins
+from atb.dataset import (
+    FeatureTransform,
+    Split,
+    TargetSpec,
+    auxiliary_training_windows,
+    build_dataset,
+    early_stopping_split,
+    select_features,
+    split_origins,
+)
 
 
 def _candles(n=600, seed=0):
@@ -146,6 +155,26 @@ def test_a_global_models_other_series_stays_inside_the_targets_training_dates():
     again = auxiliary_training_windows(changed, features, target.transform, last)
     np.testing.assert_array_equal(again.X, windows.X)
     np.testing.assert_array_equal(again.y, windows.y)
+
+
+def test_early_stopping_holds_out_the_latest_training_dates_after_a_purge():
+    candles, other = _candles(seed=0), _candles(seed=5)
+    spec = DatasetSpec(lookback=20, n_features=4)
+    target = build_dataset(candles, _features(candles), spec)
+    windows = auxiliary_training_windows(other, _features(other, seed=6), target.transform, pd.Timestamp(target.train.origin_time[-1]))
+    joined = Split.concatenate(target.train, windows)  # a global model's training windows: two series, shared dates
+
+    fit_on, stop_on = early_stopping_split(joined, share=0.2, purge=30)
+    dates = np.unique(joined.origin_time)
+    n_stop = round(0.2 * len(dates))
+    np.testing.assert_array_equal(np.unique(stop_on.origin_time), dates[-n_stop:])
+    np.testing.assert_array_equal(np.unique(fit_on.origin_time), dates[: len(dates) - n_stop - 30])
+    assert len(stop_on) == 2 * n_stop  # both series are cut at the same dates
+    np.testing.assert_array_equal(stop_on.y, np.concatenate([target.train.y[-n_stop:], windows.y[-n_stop:]]))
+    assert pd.Timestamp(fit_on.origin_time.max()) + pd.Timedelta(days=30) < pd.Timestamp(stop_on.origin_time.min())
+
+    with pytest.raises(ValueError, match=r"not enough training origins to stop early.*stop_share 0.4 and a purge of 300"):
+        early_stopping_split(target.train, share=0.4, purge=300)
 
 
 def _with_idle_stretch(candles, start, length):

@@ -69,6 +69,9 @@ class ForecastModel(ABC):
     input_features: ClassVar[tuple[str, ...] | None] = None
 
     is_neural: ClassVar[bool] = False
+    # Whether `fit` stops early on its second argument (the workflows then hand it a held-out
+    # tail of the training part, keeping the validation part for the skill gate).
+    stops_early: ClassVar[bool] = False
     supports_mc_dropout: ClassVar[bool] = False
     has_attention: ClassVar[bool] = False
     onnx_exportable: ClassVar[bool] = False
@@ -103,7 +106,7 @@ class ForecastModel(ABC):
         settings: FitSettings | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
-        """Learn from `train`, use `val` for early stopping; return (and keep as
+        """Learn from `train`, use `val` for early stopping (types with `stops_early`); return (and keep as
         `history_`) one dict per epoch: epoch, loss, val_loss, lr, seconds, val_mae_h{h}."""
 
     @abstractmethod

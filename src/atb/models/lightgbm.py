@@ -53,6 +53,7 @@ class LightGBMModel(ForecastModel):
     description = "Gradient-boosted trees (LightGBM) on the flattened window, one model per horizon."
     variants = VARIANTS
     ensemble_family = "trees"
+    stops_early = True
     has_feature_importance = True
     supports_direction = True
     attribution_method = "TreeSHAP"

@@ -73,6 +73,7 @@ class NeuralForecastModel(ForecastModel):
 
     network_class: type[nn.Module]
     is_neural = True
+    stops_early = True
     supports_mc_dropout = True
     onnx_exportable = True
     supports_direction = True

@@ -6,16 +6,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from atb.config import DatasetSpec, TrainingConfig
 from atb.data import Candles, load_candles
-from atb.dataset import MIN_EVALUATION_ORIGINS, Dataset, Split, auxiliary_training_windows, build_dataset, minimum_bars
+from atb.dataset import (
+    MIN_EVALUATION_ORIGINS,
+    Dataset,
+    Split,
+    auxiliary_training_windows,
+    build_dataset,
+    early_stopping_split,
+    minimum_bars,
+)
 from atb.features import WARMUP_BARS, feature_matrix
 from atb.models import model_class
 from atb.tracking import Tracker
-from atb.windows import Windows, concatenate_windows
 
 # Progress goes to an optional `on_event(kind, payload)` callback that the CLI renders:
 # kinds "stage" ({"name", "label"?}), "epoch" (a history row) and "message" ({"text"}).
@@ -37,12 +43,11 @@ class PreparedData:
     auxiliary: dict[str, Split] = field(default_factory=dict)
 
     @property
-    def training_windows(self) -> Windows:
+    def training_windows(self) -> Split:
         """What a model is fitted on: the target's training windows, then every other series'."""
         if not self.auxiliary:
             return self.dataset.train
-        parts = [self.dataset.train, *self.auxiliary.values()]
-        return Windows(concatenate_windows([part.X for part in parts]), np.concatenate([part.y for part in parts]))
+        return Split.concatenate(self.dataset.train, *self.auxiliary.values())
 
 
 def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_event: EventHandler = ignore_events) -> PreparedData:
@@ -64,6 +69,16 @@ def prepare_data(config: TrainingConfig, candles: Candles | None = None, on_even
         other = load_candles(config.data.series_of(item))
         auxiliary[other.symbol] = auxiliary_training_windows(other.frame, feature_matrix(other), dataset.transform, last_origin)
     return PreparedData(candles=candles, features=features, dataset=dataset, auxiliary=auxiliary)
+
+
+def fitting_parts(config: TrainingConfig, model_type: str, train: Split, val: Split) -> tuple[Split, Split]:
+    """What a model of `model_type` fits on and what it stops early on: for a type that stops
+    early, the training part less its held-out tail (`config.dataset.stop_share`, purged by the
+    longest horizon) and that tail, so the validation part is left unseen for the skill gate;
+    for any other type the training part whole (and `val`, which it does not read)."""
+    if not model_class(model_type).stops_early:
+        return train, val
+    return early_stopping_split(train, config.dataset.stop_share, config.dataset.max_horizon)
 
 
 def check_history(candles: Candles, spec: DatasetSpec) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from atb.config import TrainingConfig
 from atb.data import Candles, load_candles
-from atb.dataset import Dataset
+from atb.dataset import Dataset, Split
 from atb.evaluation.diagnostics import write_model_plots
 from atb.evaluation.importance import feature_importance
 from atb.evaluation.learning_curve import learning_curve
@@ -38,10 +38,9 @@ from atb.models.seeds import SeedAverage, member_dir
 from atb.models.trainer import FitSettings, resolve_device
 from atb.processes import scratch_directory
 from atb.registry import ModelRegistry, ModelVersion
-from atb.windows import Windows
 from atb.workflows.assessment import assess_direction, assess_forecasts
 from atb.workflows.preflight import check_run
-from atb.workflows.steps import EventHandler, PreparedData, dataset_for, ignore_events, prepare_data, symbol_tracker
+from atb.workflows.steps import EventHandler, PreparedData, dataset_for, fitting_parts, ignore_events, prepare_data, symbol_tracker
 
 
 @dataclass
@@ -177,6 +176,7 @@ def train_model(
             report.learning_curve = learning_curve(
                 lambda: create_model(spec.model_type, dataset.input_shape, dataset.horizons, spec.variant, dataset.transform.target.task, **spec.overrides),
                 model, dataset, FitSettings.from_spec(config.fit),
+                lambda train, val: fitting_parts(config, spec.model_type, train, val),
             )
         if config.output.plots:
             report.plots = write_model_plots(plots_dir, model, history, dataset, metrics, test_prediction, summary, importance, report.learning_curve)
@@ -281,13 +281,14 @@ def fit_model(
     checkpoint_dir: Path | None,
     on_epoch: Callable[[dict], None],
     on_event: EventHandler,
-    train: Windows | None = None,
+    train: Split | None = None,
 ) -> ForecastModel | SeedAverage:
     """The configured model fitted on the training part (`train`, default the dataset's; early
-    stopping on validation): one fit, or a seed ensemble of `config.model.seeds` fits with
-    seeds seed, seed + 1, ... A `checkpoint_dir` receives each fit's checkpoint (one folder per seed)."""
+    stopping on its held-out tail, see `fitting_parts`): one fit, or a seed ensemble of
+    `config.model.seeds` fits with seeds seed, seed + 1, ... A `checkpoint_dir` receives each
+    fit's checkpoint (one folder per seed)."""
     spec = config.model
-    train = dataset.train if train is None else train
+    fit_on, stop_on = fitting_parts(config, spec.model_type, dataset.train if train is None else train, dataset.val)
     settings = FitSettings.from_spec(config.fit, checkpoint_dir=checkpoint_dir)
 
     def build() -> ForecastModel:
@@ -295,18 +296,18 @@ def fit_model(
 
     if spec.seeds == 1:
         model = build()
-        model.fit(train, dataset.val, settings, on_epoch=on_epoch)
+        model.fit(fit_on, stop_on, settings, on_epoch=on_epoch)
         return model
 
     def fit_one(member: ForecastModel, seed: int) -> None:
         on_event("stage", {"name": "fit", "label": f"fit (seed {seed})"})
         seed_settings = replace(settings, seed=seed, checkpoint_dir=checkpoint_dir and checkpoint_dir / member_dir(seed))
-        member.fit(train, dataset.val, seed_settings, on_epoch=on_epoch)
+        member.fit(fit_on, stop_on, seed_settings, on_epoch=on_epoch)
 
     return SeedAverage.fit(build, [config.fit.seed + i for i in range(spec.seeds)], fit_one)
 
 
-def training_data(prepared: PreparedData, config: TrainingConfig) -> tuple[Dataset, Windows]:
+def training_data(prepared: PreparedData, config: TrainingConfig) -> tuple[Dataset, Split]:
     """The config's model type's dataset, and what it fits on: the shared training windows, or
     for fixed-input types (the baselines) their own training part (the target only)."""
     dataset = dataset_for(prepared, config, config.model.model_type)

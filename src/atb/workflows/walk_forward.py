@@ -2,7 +2,7 @@
 
 Each fold builds its own dataset from the fold's origins (feature selection and
 scaler fitted on the fold's training rows only), fits on train with early
-stopping on val, and is scored on its test block; folds are separated by purge
+stopping on its held-out tail (`fitting_parts`), and is scored on its test block; folds are separated by purge
 gaps of max(horizons) bars plus the embargo (default: max(horizons) again); the
 scheme is `config.production.cv` (expanding, rolling, purged k-fold or Monte Carlo,
 see `atb.folds`). A fold's dataset
@@ -22,7 +22,7 @@ from atb.evaluation.protocol import baseline_predictions, evaluate_models
 from atb.folds import Fold, cv_folds
 from atb.models import create_model, model_class
 from atb.models.trainer import FitSettings
-from atb.workflows.steps import PreparedData, dataset_for
+from atb.workflows.steps import PreparedData, dataset_for, fitting_parts
 
 SUMMARY_METRICS = ("rmse_ratio", "mase", "directional_accuracy")
 
@@ -40,7 +40,7 @@ def run_walk_forward(config: TrainingConfig, prepared: PreparedData, model_types
             model = create_model(
                 model_type, own.input_shape, horizons=own.horizons, variant=config.model.variant, **config.model.overrides
             )
-            model.fit(own.train, own.val, FitSettings.from_spec(config.fit))
+            model.fit(*fitting_parts(config, model_type, own.train, own.val), FitSettings.from_spec(config.fit))
             metrics = evaluate_models({"model": model.predict(own.test.X)}, own.test, own)
             per_fold[model_type].append({**spans, "metrics": summary_metrics({**metrics, **baseline_metrics})})
     return {

@@ -66,7 +66,7 @@ def test_learning_curve_refits_on_the_newest_windows_and_reuses_the_full_fit():
     build = lambda: create_model("drift", dataset.input_shape, dataset.horizons)  # noqa: E731
     full = build()
     full.fit(dataset.train, dataset.val)
-    curve = learning_curve(build, full, dataset, FitSettings(device="cpu"))
+    curve = learning_curve(build, full, dataset, FitSettings(device="cpu"), lambda train, val: (train, val))
     assert [row["n_train"] for row in curve["sizes"]] == [100, 200, 300, 400]
     assert curve["sizes"][-1]["validation"] == rmse_ratios(full.predict(dataset.val.X), dataset.val, dataset)
     newest_quarter = dataset.train.subset(slice(300, None))
