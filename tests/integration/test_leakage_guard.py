@@ -55,12 +55,14 @@ def test_training_side_outputs_ignore_the_test_part():
         np.testing.assert_array_equal(getattr(gates[0], part), getattr(gates[1], part))
 
 
-@pytest.mark.parametrize("model_type", ["lstm", "lightgbm"])
-def test_a_fitted_model_never_reads_the_validation_part(model_type):
+@pytest.mark.parametrize("model_type,overrides", [("lstm", {}), ("lightgbm", {"n_estimators": 60})])
+def test_a_fitted_model_never_reads_the_validation_part(model_type, overrides):
     """Early stopping watches a held-out tail of the training part: validation windows and targets
     replaced by the first training windows (where the loss falls with every epoch, so stopping
     on them would stop elsewhere) leave the fitted model's forecasts unchanged; only the gate reads them."""
-    config = TrainingConfig.build(model_type=model_type, variant="lightweight", epochs=8, patience=2, seed=7, mlflow=False)
+    config = TrainingConfig.build(
+        model_type=model_type, variant="lightweight", overrides=overrides, epochs=8, patience=2, seed=7, mlflow=False
+    )
     dataset = prepare_data(config, load_candles()).dataset
     other = dataset.train.subset(slice(0, len(dataset.val)))
     forecasts = [
