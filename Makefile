@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist); each test file runs whole in one of them, so a file's shared fixtures are built once.
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-fast benchmark clean
 
@@ -16,10 +18,10 @@ run: $(STAMP)
 	$(BIN)/atb train model BTCUSDT
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 benchmark: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_features.py
