@@ -20,8 +20,9 @@ drift weight lost 1.5% to naive at h=30 on average (4.9% on the worst series),
 the 5% rule 0.1% (0.7%). The model weight's: on the validation part alone of
 every model type on those series (`tests/benchmarks/bench_model_gate_rule.py`,
 gates fitted on the earlier half of the validation origins and scored on the
-later half; at the time the networks were early-stopped on validation), model weights kept at 5% lost out of sample (the worst type's mean
-over series 1.022 RMSE/naive at h=7; 9 of 231 (run, horizon) pairs above 1.01); at 1% none was
+later half; at the time the networks were early-stopped on validation), model
+weights kept at 5% lost out of sample (the worst type's mean over series 1.022
+RMSE/naive at h=7; 9 of 231 (run, horizon) pairs above 1.01); at 1% none was
 kept that lost (1.000, none above 1.01), as with no model weight at all.
 """
 

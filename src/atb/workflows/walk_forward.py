@@ -2,12 +2,12 @@
 
 Each fold builds its own dataset from the fold's origins (feature selection and
 scaler fitted on the fold's training rows only), fits on train with early
-stopping on its held-out tail (`fitting_parts`), and is scored on its test block; folds are separated by purge
-gaps of max(horizons) bars plus the embargo (default: max(horizons) again); the
-scheme is `config.production.cv` (expanding, rolling, purged k-fold or Monte Carlo,
-see `atb.folds`). A fold's dataset
-and baseline forecasts do not depend on the model type, so every model type
-shares them.
+stopping on its held-out tail (`fitting_parts`), and is scored on its test
+block; folds are separated by purge gaps of max(horizons) bars plus the embargo
+(default: max(horizons) again); the scheme is `config.production.cv`
+(expanding, rolling, purged k-fold or Monte Carlo, see `atb.folds`). A fold's
+dataset and baseline forecasts do not depend on the model type, so every model
+type shares them.
 """
 
 from __future__ import annotations
