@@ -18,7 +18,7 @@ import optuna
 import pgserver
 import pytest
 from mlflow.tracking import MlflowClient
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -37,11 +37,12 @@ def postgres(tmp_path_factory):
     server.cleanup()
 
 
-def _trials(url: str) -> list:
+def _trials(storage: RDBStorage) -> list:
+    """The study's trials, read through one storage (one connection pool) however often it is polled."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False)
+            return optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)
         except KeyError:  # no worker has created the study yet
             return []
 
@@ -51,10 +52,11 @@ def test_two_ray_workers_share_a_study_and_a_killed_workers_trial_runs_again(pos
     command = [ATB, "tune", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight", "--epochs", "4", "--days", "1200",
                "--tune-objective", "rmse_ratio", "--trials", "5", "--backend", "ray", "--workers", "2", "--ray-cpus", "1",
                "--storage", postgres, "--heartbeat", "1"]
+    storage = RDBStorage(postgres)  # one pool for the polling below: a storage per poll leaves connections open until collected
     tuning = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "COLUMNS": "200"})
     deadline = time.monotonic() + 300
-    while not (running := [t for t in _trials(postgres) if t.state == TrialState.RUNNING and "host" in t.user_attrs]):
+    while not (running := [t for t in _trials(storage) if t.state == TrialState.RUNNING and "host" in t.user_attrs]):
         assert tuning.poll() is None and time.monotonic() < deadline, "no worker started a trial"
         time.sleep(0.2)
     victim = running[0].user_attrs["host"]
@@ -62,7 +64,7 @@ def test_two_ray_workers_share_a_study_and_a_killed_workers_trial_runs_again(pos
     output, _ = tuning.communicate(timeout=600)
     assert tuning.returncode == 0, output
 
-    trials = {t.number: t for t in _trials(postgres)}
+    trials = {t.number: t for t in _trials(storage)}
     complete = [t for t in trials.values() if t.state == TrialState.COMPLETE]
     assert len(complete) == 10 and len({tuple(sorted(t.params.items())) for t in complete}) == 10
     (killed,) = [t for t in trials.values() if t.state != TrialState.COMPLETE]
