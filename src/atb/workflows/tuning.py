@@ -447,6 +447,9 @@ def _objective(
     prune_epochs = single and search.objectives == ("val_loss",) and search.cv_folds == 0
 
     def objective(trial: optuna.Trial) -> float | list[float]:
+        # Optuna's heartbeat thread records its first beat some time after the trial starts, and a
+        # trial with no beat is never found stale: beat now, so a worker killed from here on has its trial run again
+        trial.storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         model_overrides = {**search_space(trial, model_type), **fixed}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +12,8 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import NullHeartbeatThread
 from optuna.trial import TrialState
 
 from atb.dataset import Dataset, FeatureTransform, Split, TargetSpec
@@ -168,6 +172,30 @@ def test_untunable_model_type_is_refused_with_the_tunable_ones(tmp_path, dataset
     with pytest.raises(ValueError, match="no search space"):
         search_space(optuna.create_study().ask(), model_type)
     assert not (tmp_path / "optuna.db").exists()
+
+
+class WorkerKilled(BaseException):
+    """Ends the trial the way a killed process does: Optuna neither fails nor completes it."""
+
+
+def test_a_trial_whose_worker_dies_before_optunas_first_heartbeat_is_failed_and_queued_again(tmp_path, dataset, monkeypatch):
+    def dies(*args, **kwargs):
+        raise WorkerKilled
+
+    # Optuna's heartbeat thread beats some time after the trial starts: here, never
+    monkeypatch.setattr(optuna.study._optimize, "get_heartbeat_thread", lambda *args: NullHeartbeatThread())
+    monkeypatch.setattr("atb.workflows.tuning.create_model", dies)
+    with pytest.raises(WorkerKilled):
+        tune_model("lstm", dataset, SETTINGS, n_trials=1, storage=sqlite(tmp_path), heartbeat=1, variant="lightweight")
+    time.sleep(3.5)  # the grace period: two missed beats of one second, and a margin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.load_study(study_name="atb-lstm", storage=optuna.storages.RDBStorage(
+            sqlite(tmp_path), heartbeat_interval=1, grace_period=2, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback()))
+        optuna.storages.fail_stale_trials(study)
+        killed, retry = study.get_trials()
+        assert killed.state == TrialState.FAIL and killed.user_attrs["host"]
+        assert retry.state == TrialState.WAITING and RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
 
 
 def test_fixed_override_of_a_searched_hyperparameter_is_refused(tmp_path, dataset):
