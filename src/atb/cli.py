@@ -65,7 +65,7 @@ MaxDrawdownOpt = Annotated[Optional[float], typer.Option("--max-drawdown", help=
 NoPlotsOpt = Annotated[bool, typer.Option("--no-plots", help="Write the report and the version without PNG plots (quicker).")]
 RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (auto, ray://host:10001); default: a local Ray started for this run.")]
 RayCpusOpt = Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs each Ray task declares, and its fit's threads (default 1).")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads of each fit (torch and LightGBM; default: torch's own, LightGBM 2).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads of each fit (torch and LightGBM; default: torch's own, LightGBM OMP_NUM_THREADS or 2).")]
 MinWinRateOpt = Annotated[Optional[float], typer.Option("--min-win-rate", help="Constraint: trials whose validation backtest wins less often than this are infeasible.")]
 CvOpt = Annotated[
     Optional[str], typer.Option("--cv", help="Fold scheme: expanding (walk-forward, default), rolling, purged-kfold or monte-carlo.")

@@ -161,7 +161,7 @@ class FitSpec:
     mixed_precision: bool = False
     cuda_graphs: bool = False
     resume: bool = False  # continue an interrupted fit of the same run from its checkpoint
-    threads: int | None = None  # CPU threads of a fit (torch and LightGBM); None: torch's default, LightGBM 2
+    threads: int | None = None  # CPU threads of a fit (torch and LightGBM); None: torch's default, LightGBM OMP_NUM_THREADS or 2
 
     def __post_init__(self) -> None:
         _require(self.threads is None or self.threads >= 1, f"threads: {self.threads} must be >= 1")

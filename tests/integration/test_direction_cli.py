@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import png_ok
+from png_check import png_ok
 from typer.testing import CliRunner
 
 from atb.cli import app

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import png_ok
+from png_check import png_ok
 from typer.testing import CliRunner
 
 from atb.cli import app

@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from conftest import png_ok
+from png_check import png_ok
 from typer.testing import CliRunner
 
 from atb.cli import app

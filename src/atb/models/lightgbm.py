@@ -11,6 +11,7 @@ stops early on its validation MAE (l1), or for task "direction" (objective
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from atb.windows import WindowArray, Windows
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_N_JOBS = 2
+DEFAULT_N_JOBS = 2  # threads when neither the settings nor OMP_NUM_THREADS say
 SINGLE_THREAD_ROWS = 256  # predictions on fewer rows run on one thread (no OpenMP start-up)
 ROWS_PER_CHUNK = 8192  # flattened rows built at once from a WindowArray (fit and predict)
 
@@ -87,7 +88,7 @@ class LightGBMModel(ForecastModel):
         self.check_training_windows(train, "train")
         self.check_training_windows(val, "val")
         hp = self.hyperparameters()
-        self.n_jobs_ = settings.n_jobs or DEFAULT_N_JOBS
+        self.n_jobs_ = settings.n_jobs or default_threads()
         params = _booster_params(hp, settings.seed, self.n_jobs_, self.task)
         y_train, y_val = _label_columns(train.y), _label_columns(val.y)
         train_set = lgb.Dataset(flat_rows(train.X), y_train[0], params=params, free_raw_data=False).construct()
@@ -205,6 +206,13 @@ def flatten(X: np.ndarray) -> np.ndarray:
 def _label_columns(y: np.ndarray) -> np.ndarray:
     """Targets `(n, H)` as H contiguous float64 label columns."""
     return np.ascontiguousarray(np.asarray(y, dtype=np.float64).T)
+
+
+def default_threads() -> int:
+    """LightGBM's threads when the fit settings name none: OMP_NUM_THREADS where set (the usual cap on a
+    process's threads, which torch honours too), else DEFAULT_N_JOBS."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_N_JOBS
 
 
 def _booster_params(hp: dict[str, Any], seed: int, n_jobs: int, task: str) -> dict[str, Any]:

@@ -111,3 +111,17 @@ def test_shap_values_sum_to_the_prediction_and_find_the_driver(fitted, tmp_path)
     assert attribution_explanation(create_model("drift", (LOOKBACK, len(FEATURES)), HORIZONS), X) is None
     path = plot_shap_summary(values, method, X[:, -1, :], FEATURES, HORIZONS, tmp_path / "shap.png")
     assert path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("variable, threads", [("3", 3), (None, 2), ("", 2), ("auto", 2), ("0", 2)])
+def test_threads_follow_the_settings_then_omp_num_threads_then_two(monkeypatch, variable, threads):
+    if variable is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", variable)
+    train, val = make_split(200, 6), make_split(60, 7)
+    model = create_model("lightgbm", (LOOKBACK, len(FEATURES)), HORIZONS, "lightweight")
+    model.fit(train, val, FitSettings(seed=0))
+    assert model.n_jobs_ == threads
+    model.fit(train, val, FitSettings(seed=0, n_jobs=1))
+    assert model.n_jobs_ == 1
