@@ -10,4 +10,5 @@ import os
 def pytest_configure(config):
     """Runs in the controlling process before it starts the test processes, which inherit the variable."""
     processes = getattr(config.option, "numprocesses", None) or 1
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    cores = len(os.sched_getaffinity(0))  # the cores this process may run on, not the machine's
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // processes)))
