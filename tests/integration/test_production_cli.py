@@ -35,7 +35,8 @@ def production(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         (root / "lightweight.yaml").write_text("variant: lightweight\n")  # the assertions hold for any variant
         result = runner.invoke(
-            app, ["train", "production", "--crypto", "BTC", "--epochs", "2", "--seeds", "1", "--mc-samples", "5", "--config", "lightweight.yaml"]
+            app, ["train", "production", "--crypto", "BTC", "--days", "1200", "--epochs", "2", "--seeds", "1", "--mc-samples", "5",
+                  "--config", "lightweight.yaml"]
         )
         assert result.exit_code == 0, result.output
         predicted = runner.invoke(app, ["predict", "BTCUSDT", "--json"])
